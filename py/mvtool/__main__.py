@@ -1,0 +1,7 @@
+"""Entry point for ``python -m mvtool``."""
+
+import sys
+
+from mvtool.cli import main
+
+sys.exit(main())

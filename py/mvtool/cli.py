@@ -1,0 +1,74 @@
+"""Command-line interface: ``python -m mvtool <command>``.
+
+Each subcommand lives in its own module, which exposes ``add_arguments(parser)`` and
+``run(args) -> int``. Modules are imported only when their command runs, so a missing optional
+piece (no KVM, no Lean) never breaks unrelated commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from mvtool.errors import MvtoolError
+
+#: command name -> (module path, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gen": ("mvtool.gen", "render MicroVMM/Obligations/*.lean from spec/invariants.yaml"),
+    "prove": ("mvtool.prove", "check every obligation and print the proof matrix"),
+    "extract": ("mvtool.extract", "extract MicroVMM/Model to Python (py/mvtool/_extracted)"),
+    "check": ("mvtool.check", "parse and type-check the Lean files against the profile"),
+    "bench": ("mvtool.bench", "benchmarks: prove, boot (ratios against a peer)"),
+    "guest": ("mvtool.guests", "build the default Linux guest and the freestanding guests"),
+    "boot": ("mvtool.vmm.boot_cli", "boot a guest on KVM with the extracted device model"),
+    "attack": ("mvtool.attack", "run the CVE-2026-5747 attack guests against a model"),
+    "fuzz": ("mvtool.fuzz", "hostile-guest fuzzing of the extracted transport"),
+    "axioms": ("mvtool.audit", "list the trusted base: axioms, externs, sorry, native code"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mvtool", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_path, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_path)
+        try:
+            module = importlib.import_module(module_path)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_path.startswith(exc.name):
+                p.set_defaults(_missing=True)
+                continue
+            raise
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", False):
+        print(f"mvtool: error: command '{args.command}' is not available", file=sys.stderr)
+        return 2
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except MvtoolError as exc:
+        print(f"mvtool: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mvtool: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if os.environ.get("MVTOOL_DEBUG"):
+            traceback.print_exc()
+        print(f"mvtool: internal error: {type(exc).__name__}: {exc} "
+              "(set MVTOOL_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 70

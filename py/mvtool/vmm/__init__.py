@@ -1,0 +1,1 @@
+"""The VMM engine: KVM through the C shim, the Linux boot protocol, and the devices."""
