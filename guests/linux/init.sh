@@ -1,0 +1,64 @@
+#!/bin/sh
+# /init of the MicroVMM default Linux guest (busybox). Rendered by `mvtool guest build`:
+# placeholders (names between at-signs) are filled from py/mvtool/guests/protocol.py.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+
+# Debian builds the virtio drivers as modules; load them in dependency order.
+while read -r m; do
+    insmod "/lib/modules/$m" || echo "init: insmod $m failed"
+done < /etc/modules
+
+echo "@BOOT_MARKER@"
+
+disk_test() {
+    blk=@DISK_TEST_BLOCK@
+    seek=$((@DISK_TEST_OFFSET@ / blk))
+    want=$(sha256sum /etc/disk-pattern | cut -d' ' -f1)
+    if ! dd if=/etc/disk-pattern of=/dev/vda bs=$blk seek=$seek count=1 \
+            oflag=direct conv=notrunc,fsync 2>/tmp/dd.err; then
+        echo "@DISK_FAIL@ write: $(tail -n 1 /tmp/dd.err)"
+        return
+    fi
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+    # O_DIRECT read: the bytes come from the device, not from the page cache.
+    got=$(dd if=/dev/vda bs=$blk skip=$seek count=1 iflag=direct 2>/tmp/dd.err \
+          | sha256sum | cut -d' ' -f1)
+    if [ "$got" = "$want" ]; then
+        echo "@DISK_OK@ $got"
+    else
+        echo "@DISK_FAIL@ read back $got, expected $want ($(tail -n 1 /tmp/dd.err))"
+    fi
+}
+
+read_bench() {
+    mib=$((@READ_BENCH_BYTES@ >> 20))
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    dd if=/dev/vda of=/dev/null bs=1048576 count=$mib iflag=direct 2>/tmp/dd.err
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    full=$(sed -n 's/^\([0-9]*\)+0 records in$/\1/p' /tmp/dd.err)
+    # /proc/uptime has 10 ms resolution.
+    secs=$(echo "$t1 $t0" | awk '{printf "%.2f", $1 - $2}')
+    echo "@READ_BENCH@ bytes=$(( ${full:-0} * 1048576 )) seconds=$secs"
+}
+
+i=0
+while [ ! -b /dev/vda ] && [ -e /sys/bus/virtio/devices/virtio0 ] && [ $i -lt 20 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+if [ -b /dev/vda ]; then
+    disk_test
+    case " $(cat /proc/cmdline) " in
+        *" @READ_BENCH_PARAM@ "*) read_bench ;;
+    esac
+fi
+
+sync
+poweroff -f
+sleep 1
+reboot -f
