@@ -23,7 +23,7 @@ from mvtool.leanprofile.typecheck import (
 #: directories (under the repository root) whose .lean files are in the profile
 PROFILE_DIRS = ("MicroVMM/Spec", "MicroVMM/Model", "MicroVMM/Refinement", "MicroVMM/Obligations")
 #: files that may be imported but are not parsed (tactic macros, FFI declarations)
-OPAQUE_PREFIXES = ("MicroVMM/Tactic.lean", "MicroVMM/FFI/")
+OPAQUE_PREFIXES = ("MicroVMM/Tactic.lean", "MicroVMM/Attr.lean", "MicroVMM/FFI/")
 #: imports outside the repository that the profile allows (and the front end ignores)
 ALLOWED_EXTERNAL_IMPORTS = {"Std.Tactic.BVDecide"}
 

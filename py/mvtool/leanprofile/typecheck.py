@@ -35,6 +35,8 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "BitVec.slt": ("bv", "bv"),
     "BitVec.sle": ("bv", "bv"),
 }
+#: largest bit-vector width in the profile
+MAX_WIDTH = 128
 _uids = itertools.count(1)
 
 
@@ -161,8 +163,8 @@ class Elaborator:
                                "P-TYPE", t)
             return PROP
         if t.kind == "bitvec":
-            if not 1 <= t.width <= 64:
-                raise self.err(f"`BitVec {t.width}`: widths must be between 1 and 64",
+            if not 1 <= t.width <= MAX_WIDTH:
+                raise self.err(f"`BitVec {t.width}`: widths must be between 1 and {MAX_WIDTH}",
                                "P-TYPE", t)
             return bv(t.width)
         if t.kind == "bad" or t.name.split(".")[-1] in OUTSIDE_TYPES:
@@ -298,8 +300,8 @@ class Elaborator:
 
     def elab_num(self, e: S.Num, expected: Ty | None) -> ir.Expr:
         if e.width is not None:
-            if not 1 <= e.width <= 64:
-                raise self.err(f"literal width {e.width} is outside 1…64", "P-LITERAL", e)
+            if not 1 <= e.width <= MAX_WIDTH:
+                raise self.err(f"literal width {e.width} is outside 1…{MAX_WIDTH}", "P-LITERAL", e)
             return ir.BVLit(bv(e.width), value=e.value % (1 << e.width))
         if expected is None:
             raise self.err(f"numeric literal `{e.value}` needs a width: write `{e.value}#n` or "
@@ -458,19 +460,19 @@ class Elaborator:
         name = head.name.split(".")[1]
         if name == "ofNat":
             n, k = nats
-            if not 1 <= n <= 64:
-                raise self.err("width outside 1…64", "P-TYPE", node)
+            if not 1 <= n <= MAX_WIDTH:
+                raise self.err(f"width outside 1…{MAX_WIDTH}", "P-TYPE", node)
             return ir.BVLit(bv(n), value=k % (1 << n), span=span)
         if name in ("zeroExtend", "setWidth", "signExtend"):
             (n,) = nats
-            if not 1 <= n <= 64:
-                raise self.err("width outside 1…64", "P-TYPE", node)
+            if not 1 <= n <= MAX_WIDTH:
+                raise self.err(f"width outside 1…{MAX_WIDTH}", "P-TYPE", node)
             op = "sext" if name == "signExtend" else "zext"
             return ir.Prim(bv(n), op=op, args=bvs, params=(n,), span=span)
         if name == "extractLsb'":
             start, length = nats
-            if not 1 <= length <= 64:
-                raise self.err("extracted length outside 1…64", "P-TYPE", node)
+            if not 1 <= length <= MAX_WIDTH:
+                raise self.err(f"extracted length outside 1…{MAX_WIDTH}", "P-TYPE", node)
             return ir.Prim(bv(length), op="extract", args=bvs, params=(start, length), span=span)
         a, b = bvs
         if a.ty != b.ty:
@@ -542,8 +544,8 @@ class Elaborator:
                 if x.ty.kind != "bv":
                     raise self.err(f"`++` needs bit-vectors, got `{x.ty}`", "P-TYPECHECK", n)
             w = lhs.ty.width + rhs.ty.width
-            if w > 64:
-                raise self.err(f"`++` result width {w} exceeds 64", "P-TYPE", opnode)
+            if w > MAX_WIDTH:
+                raise self.err(f"`++` result width {w} exceeds {MAX_WIDTH}", "P-TYPE", opnode)
             return ir.Prim(bv(w), op="concat", args=[lhs, rhs], span=span)
         if op in CMP:
             lhs, rhs = self.elab_pair(e, None)
