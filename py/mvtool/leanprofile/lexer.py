@@ -12,18 +12,20 @@ from dataclasses import dataclass
 
 from mvtool.leanprofile.errors import ProfileError
 
-KEYWORDS = frozenset("""
+_KEYWORD_TEXT = """
 def abbrev theorem lemma structure inductive where deriving namespace end open import set_option
 if then else match with let fun by instance class axiom opaque partial mutual private protected
 noncomputable variable example macro syntax macro_rules termination_by decreasing_by section
 universe attribute have show from at in do return unsafe elab notation infix infixl infixr prefix
 postfix
-""".split())
+"""
+KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
-SYMBOLS = sorted("""
+_SYMBOL_TEXT = """
 <<< >>> &&& ||| ^^^ ~~~ := => -> <-> /\\ \\/ != == <= >= && || ++ <| |> @[ ≠ ≤ ≥ → ↔ ∧ ∨ ¬ ∀ ∃
 λ ⟨ ⟩ · ( ) { } [ ] , : ; | + - * / % < > = ! @ # $ ^ ~ & ? _
-""".split(), key=len, reverse=True)
+"""
+SYMBOLS = sorted(_SYMBOL_TEXT.split(), key=len, reverse=True)
 
 _SUBSCRIPTS = set("₀₁₂₃₄₅₆₇₈₉ₐₑₒₓₔₕₖₗₘₙₚₛₜᵢᵣᵤᵥⱼ")
 
