@@ -10,6 +10,8 @@ mount -t devtmpfs devtmpfs /dev
 while read -r m; do
     insmod "/lib/modules/$m" || echo "nested-init: insmod $m failed"
 done < /etc/modules
+# Only critical kernel messages on the console: it carries the command's output.
+echo 3 > /proc/sys/kernel/printk
 
 fail() {
     echo "@FAIL@ $*"

@@ -58,6 +58,9 @@ if [ -b /dev/vda ]; then
     esac
 fi
 
+case " $(cat /proc/cmdline) " in
+    *" @DMESG_PARAM@ "*) dmesg ;;
+esac
 sync
 poweroff -f
 sleep 1

@@ -126,6 +126,7 @@ def build_guest_initramfs(kernel: DebianKernel, busybox: Path) -> bytes:
         "READ_BENCH": protocol.READ_BENCH,
         "READ_BENCH_PARAM": protocol.READ_BENCH_PARAM,
         "READ_BENCH_BYTES": protocol.READ_BENCH_BYTES,
+        "DMESG_PARAM": protocol.DMESG_PARAM,
     }), 0o755)
     return arc.to_bytes()
 

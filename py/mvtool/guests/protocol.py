@@ -18,6 +18,8 @@ DISK_FAIL = "MICROVMM-DISK-FAIL"
 READ_BENCH = "MICROVMM-READ-BENCH"
 #: Kernel command-line parameter that turns on the read benchmark.
 READ_BENCH_PARAM = "microvmm.bench=read"
+#: Kernel command-line parameter that makes /init print the kernel log before powering off.
+DMESG_PARAM = "microvmm.dmesg=1"
 #: Bytes the read benchmark reads from the start of /dev/vda.
 READ_BENCH_BYTES = 64 << 20
 
