@@ -78,7 +78,8 @@ def _run(cmd: list[str], what: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        first = next((line for line in detail if "error" in line), detail[0] if detail else "")
+        # gcc and ld name the problem on a line with "error:"; fall back to the first line
+        first = next((line for line in detail if "error:" in line), detail[0] if detail else "")
         raise MvtoolError(f"{what} failed: {first.strip() or f'exit status {proc.returncode}'}")
 
 
