@@ -17,10 +17,11 @@ from types import ModuleType
 from mvtool.errors import MvtoolError
 from mvtool.paths import CACHE_DIR, SHIM_DIR
 
-_SOURCES = ("mvshim.c", "mvshim.h", "build_shim.py")
+_SOURCES = ("mvshim.c", "mvshim.h")
 
 
 def _source_digest() -> str | None:
+    """sha256 of the C sources (first 16 hex digits), as shim/build_shim.py computes it."""
     digest = hashlib.sha256()
     for name in _SOURCES:
         path = SHIM_DIR / name
@@ -30,13 +31,11 @@ def _source_digest() -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _installed_is_current(module: ModuleType) -> bool:
-    lib_path = Path(module.__file__ or "")
+def _built_digest(module: ModuleType) -> str:
     try:
-        built = lib_path.stat().st_mtime
-        return all((SHIM_DIR / n).stat().st_mtime <= built for n in _SOURCES)
-    except OSError:
-        return True  # installed without sources alongside: trust the installed build
+        return module.ffi.string(module.lib.mv_shim_digest()).decode()
+    except AttributeError:
+        return ""
 
 
 def _load_from(path: Path) -> ModuleType:
@@ -51,7 +50,7 @@ def _load_from(path: Path) -> ModuleType:
 
 def _build_cached(digest: str) -> ModuleType:
     target = CACHE_DIR / "shim" / digest
-    existing = sorted(target.glob("_mvshim*.so")) if target.is_dir() else []
+    existing = sorted(target.rglob("_mvshim*.so")) if target.is_dir() else []
     if existing:
         return _load_from(existing[0])
     sys.path.insert(0, str(SHIM_DIR))
@@ -69,17 +68,18 @@ def _build_cached(digest: str) -> ModuleType:
 
 @cache
 def load() -> ModuleType:
-    """The shim extension module (``ffi`` and ``lib``), built on demand if needed."""
+    """The shim extension module (``ffi`` and ``lib``), built on demand if needed.
+
+    The installed extension is used when its compiled-in source digest matches the C sources
+    next to the package; otherwise (sources edited since the install) a cached build is used."""
     try:
         from mvtool import _mvshim
     except ImportError:
         _mvshim = None
-    if _mvshim is not None and _installed_is_current(_mvshim):
-        return _mvshim
     digest = _source_digest()
+    if _mvshim is not None and (digest is None or _built_digest(_mvshim) == digest):
+        return _mvshim
     if digest is None:
-        if _mvshim is not None:
-            return _mvshim
         raise MvtoolError("the C shim is not built and its sources are missing; "
                           "reinstall with `pip install -e .`")
     return _build_cached(digest)
