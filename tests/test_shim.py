@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from kvm_util import KVM_DEVICE, needs_kvm
-
 from mvtool.paths import SHIM_DIR
 
 CFLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
