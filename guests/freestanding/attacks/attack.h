@@ -48,6 +48,9 @@
 #define EXIT_TOOK_EFFECT 1
 #define EXIT_SETUP_FAILED 2
 
+/* Helpers live in this header; each payload uses some of them. */
+#define ATTACK_API static __attribute__((unused))
+
 static struct vq q0, q1;
 static uint8_t sector_buf[512] __attribute__((aligned(512)));
 static uint64_t next_sector;
@@ -57,7 +60,7 @@ static inline uint8_t pattern(uint64_t sector, uint32_t j)
     return (uint8_t)(sector * 13 + j * 7 + 1);
 }
 
-static void step(const char *name, const char *what)
+ATTACK_API void step(const char *name, const char *what)
 {
     puts_serial("STEP ");
     puts_serial(name);
@@ -67,14 +70,14 @@ static void step(const char *name, const char *what)
 }
 
 /* --- the verdict line ---------------------------------------------------------------- */
-static void verdict_begin(const char *name)
+ATTACK_API void verdict_begin(const char *name)
 {
     puts_serial("ATTACK ");
     puts_serial(name);
     puts_serial(" observed");
 }
 
-static void kv(const char *key, uint64_t value)
+ATTACK_API void kv(const char *key, uint64_t value)
 {
     putc_serial(' ');
     puts_serial(key);
@@ -82,7 +85,7 @@ static void kv(const char *key, uint64_t value)
     put_hex(value);
 }
 
-static void kv_dec(const char *key, uint64_t value)
+ATTACK_API void kv_dec(const char *key, uint64_t value)
 {
     putc_serial(' ');
     puts_serial(key);
@@ -90,7 +93,7 @@ static void kv_dec(const char *key, uint64_t value)
     put_dec(value);
 }
 
-static void kv_str(const char *key, const char *value)
+ATTACK_API void kv_str(const char *key, const char *value)
 {
     putc_serial(' ');
     puts_serial(key);
@@ -98,14 +101,14 @@ static void kv_str(const char *key, const char *value)
     puts_serial(value);
 }
 
-static int verdict_end(int code)
+ATTACK_API int verdict_end(int code)
 {
     kv_dec("exit", (uint64_t)code);
     putc_serial('\n');
     return code;
 }
 
-static int setup_failed(const char *name, const char *what)
+ATTACK_API int setup_failed(const char *name, const char *what)
 {
     verdict_begin(name);
     kv_str("setup_failed", what);
@@ -115,7 +118,7 @@ static int setup_failed(const char *name, const char *what)
 
 /* --- device setup --------------------------------------------------------------------- */
 /* Handshake, queues 0 and 1 at their home (+offset), DRIVER_OK. 0 when the device is live. */
-static int setup_at(uint64_t offset)
+ATTACK_API int setup_at(uint64_t offset)
 {
     if (vio_probe(DEV, VIRTIO_ID_BLOCK))
         return -1;
@@ -132,14 +135,14 @@ static int setup_at(uint64_t offset)
                   | VIRTIO_STATUS_DRIVER_OK) ? 0 : -5;
 }
 
-static int setup(void)
+ATTACK_API int setup(void)
 {
     return setup_at(0);
 }
 
 /* --- ordinary requests ------------------------------------------------------------------ */
 /* Read one sector and check its pattern: 0 ok, -1 not served, -2 bad status, -3 bad data. */
-static int read_sector(struct vq *q, uint64_t sector)
+ATTACK_API int read_sector(struct vq *q, uint64_t sector)
 {
     memset(sector_buf, 0, sizeof sector_buf);
     uint32_t used_len = 0;
@@ -155,7 +158,7 @@ static int read_sector(struct vq *q, uint64_t sector)
 }
 
 /* Submit `n` ordinary reads on `q`; returns how many were served correctly. */
-static uint32_t serve(struct vq *q, uint32_t n)
+ATTACK_API uint32_t serve(struct vq *q, uint32_t n)
 {
     uint32_t ok = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -173,12 +176,12 @@ struct qregs {
     uint64_t desc, driver, device;
 };
 
-static uint64_t read64(uint32_t lo)
+ATTACK_API uint64_t read64(uint32_t lo)
 {
     return (uint64_t)vio_read(DEV, lo + 4) << 32 | vio_read(DEV, lo);
 }
 
-static struct qregs queue_regs(uint32_t sel)
+ATTACK_API struct qregs queue_regs(uint32_t sel)
 {
     struct qregs r;
     vio_write(DEV, VIRTIO_MMIO_QUEUE_SEL, sel);
@@ -190,7 +193,7 @@ static struct qregs queue_regs(uint32_t sel)
     return r;
 }
 
-static int same_as_programmed(const struct qregs *r, const struct vq *q)
+ATTACK_API int same_as_programmed(const struct qregs *r, const struct vq *q)
 {
     return r->num == q->num && r->ready == 1
         && r->desc == (uint64_t)(uintptr_t)q->desc
@@ -198,7 +201,7 @@ static int same_as_programmed(const struct qregs *r, const struct vq *q)
         && r->device == (uint64_t)(uintptr_t)q->used;
 }
 
-static void write64(uint32_t lo, uint64_t v)
+ATTACK_API void write64(uint32_t lo, uint64_t v)
 {
     vio_write(DEV, lo, (uint32_t)v);
     vio_write(DEV, lo + 4, (uint32_t)(v >> 32));
@@ -210,7 +213,7 @@ static void write64(uint32_t lo, uint64_t v)
  * while DRIVER_OK is set), then read both queues' registers back and submit FOLLOW_UP
  * ordinary requests on queue 0 and two on queue 1.
  */
-static int register_attack(const char *name, void (*rewrite)(void))
+ATTACK_API int register_attack(const char *name, void (*rewrite)(void))
 {
     int rc = setup();
     if (rc)
@@ -251,7 +254,7 @@ static int register_attack(const char *name, void (*rewrite)(void))
  * rings and notifies. The device must not complete the chain (no used element), must set
  * DEVICE_NEEDS_RESET (or ignore the notification), and must work again after a reset.
  */
-static int ring_attack(const char *name, uint32_t cases, const char *(*plant)(uint32_t i))
+ATTACK_API int ring_attack(const char *name, uint32_t cases, const char *(*plant)(uint32_t i))
 {
     uint32_t refused = 0, needs_reset = 0, recovered = 0;
     for (uint32_t i = 0; i < cases; i++) {
@@ -285,10 +288,10 @@ static int ring_attack(const char *name, uint32_t cases, const char *(*plant)(ui
 
 /* Header + data + status descriptors of an ordinary read in slots 0..2 of queue 0, with the
  * data descriptor replaced by (addr, len, flags). Buffers: the library's and sector_buf. */
-static struct virtio_blk_req_hdr ring_hdr __attribute__((aligned(16)));
-static volatile uint8_t ring_status __attribute__((aligned(16)));
+static struct virtio_blk_req_hdr ring_hdr __attribute__((aligned(16), unused));
+static volatile uint8_t ring_status __attribute__((aligned(16), unused));
 
-static void plant_read(uint64_t data_addr, uint32_t data_len, uint16_t data_flags)
+ATTACK_API void plant_read(uint64_t data_addr, uint32_t data_len, uint16_t data_flags)
 {
     ring_hdr.type = VIRTIO_BLK_T_IN;
     ring_hdr.reserved = 0;

@@ -1,0 +1,533 @@
+"""``mvtool attack``: the CVE-2026-5747 attack guests on real KVM, verified model vs its twin.
+
+Each attack is a freestanding guest (``guests/freestanding/attacks/<name>.c``) that sets up a
+virtio-blk device like a correct driver, then behaves like the hostile root guest of
+CVE-2026-5747 (rewrites queue registers after DRIVER_OK, selects non-existent queues, plants
+hostile descriptors, resets mid-flight) and keeps submitting ordinary requests so the device uses
+whatever configuration it holds. It runs on ``/dev/kvm`` with the VMM's virtio-mmio device over
+a scratch disk, driven by one extracted model:
+
+* ``verified`` — ``MicroVMM/Model`` as extracted (``mvtool._extracted.model``);
+* ``vulnerable`` — the twin: the same model with the mutant ``vulnerable_twin`` of
+  ``tests/mutants/mutants.yaml`` applied (queue-configuration writes accepted after activation,
+  the pre-fix behaviour), extracted through the same pipeline.
+
+The access monitor (``mvtool.vmm.access_log``) checks every guest-memory access the device makes
+against the regions validated at activation and stops the VMM at the first one outside them.
+For each attack on the twin, the SMT backend refutes the catalogue obligation the attack targets
+on the twin's model, and its counterexample is shown beside the live run: proof and
+demonstration point at the same rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mvtool.errors import MvtoolError
+from mvtool.paths import CACHE_DIR, ROOT
+
+ATTACK_DIR = ROOT / "guests" / "freestanding" / "attacks"
+TABLE_DIR = ROOT / "paper" / "tables"
+TWIN_MUTANT = "vulnerable_twin"
+MODELS = ("verified", "vulnerable")
+#: guest RAM of an attack run (attack.h assumes it: GUEST_RAM_SIZE)
+GUEST_MEM = 16 << 20
+#: sectors of the scratch disk; byte j of sector s is s*13 + j*7 + 1 (attack.h: pattern())
+DISK_SECTORS = 64
+OPENS = ["MicroVMM.Model", "MicroVMM.Spec", "MicroVMM.Refinement"]
+OBLIGATIONS_NAMESPACE = "MicroVMM.Obligations"
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One attack guest and what it is about."""
+
+    name: str
+    source: str
+    kind: str                      #: register | selector | ring | reset
+    obligations: tuple[str, ...]   #: catalogue ids of the rules it attacks (first: shown)
+    twin: str                      #: expected on the twin: caught | absorbed | any
+    summary: str
+
+
+ATTACKS: tuple[Attack, ...] = (
+    Attack("queue-num-huge", "queue_num_huge", "register", ("immut_queue_num",), "caught",
+           "QueueNum := 0xffff after DRIVER_OK"),
+    Attack("queue-num-double", "queue_num_double", "register", ("immut_queue_num",), "caught",
+           "QueueNum := 2*QueueNumMax after DRIVER_OK"),
+    Attack("queue-desc-outside", "queue_desc_outside", "register", ("immut_queue_desc",),
+           "caught", "QueueDesc := outside guest RAM after DRIVER_OK"),
+    Attack("queue-driver-outside", "queue_driver_outside", "register", ("immut_queue_driver",),
+           "caught", "QueueDriver := outside guest RAM after DRIVER_OK"),
+    Attack("queue-device-outside", "queue_device_outside", "register", ("immut_queue_device",),
+           "caught", "QueueDevice := end of guest RAM after DRIVER_OK"),
+    Attack("queue-desc-overlap", "queue_desc_overlap", "register", ("immut_queue_desc",),
+           "caught", "QueueDesc := queue 1's used ring after DRIVER_OK"),
+    Attack("queue-driver-overlap", "queue_driver_overlap", "register", ("immut_queue_driver",),
+           "caught", "QueueDriver := queue 1's descriptor table after DRIVER_OK"),
+    Attack("queue-device-overlap", "queue_device_overlap", "register", ("immut_queue_device",),
+           "caught", "QueueDevice := queue 1's descriptor table after DRIVER_OK"),
+    Attack("queue-ready-toggle", "queue_ready_toggle", "register",
+           ("immut_queue_ready", "immut_queue_num"), "any",
+           "QueueReady 1->0, QueueNum := 0xffff, QueueReady 0->1 after DRIVER_OK"),
+    Attack("queue-sel-out-of-range", "queue_sel_out_of_range", "selector",
+           ("queue_sel_out_of_range_writes_ignored", "queue_sel_out_of_range_reads_zero"),
+           "absorbed", "QueueSel 2 / 0xffffffff, every queue register written and read"),
+    Attack("ring-desc-index", "ring_desc_index", "ring",
+           ("desc_access_in_bounds", "chain_length_bounded"), "absorbed",
+           "head >= size, next >= size, cyclic chain, avail idx > size ahead"),
+    Attack("ring-buffer-bounds", "ring_buffer_bounds", "ring",
+           ("buffer_check_means_inside_ram",), "absorbed",
+           "buffer len 0xffffffff, outside RAM, wrapping, straddling RAM end, indirect"),
+    Attack("reset-midway", "reset_midway", "reset", ("reset_restores_initial_state",),
+           "absorbed", "reset with requests pending, notify dead queue, re-activate elsewhere"),
+)
+BY_NAME = {a.name: a for a in ATTACKS}
+
+
+# ---- models -----------------------------------------------------------------------------------
+
+def _import_file(module_name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise MvtoolError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def twin_overrides() -> dict[str, str]:
+    """Source overrides of the vulnerable twin (``tests/mutants/mutants.yaml``)."""
+    from mvtool.extract import mutant_overrides
+
+    return mutant_overrides(TWIN_MUTANT)
+
+
+@cache
+def load_model(which: str) -> ModuleType:
+    """The extracted model ``verified`` or ``vulnerable`` (the twin, extracted from the mutant
+    definition through the same pipeline and cached under ``_cache/extracted/``)."""
+    from mvtool.vmm.virtio_mmio import load_model as load_verified
+
+    if which == "verified":
+        return load_verified()
+    if which != "vulnerable":
+        raise MvtoolError(f"unknown model {which!r} (choose verified or vulnerable)")
+    from mvtool.extract import extract_model
+    from mvtool.leanprofile.project import load_project
+
+    overrides = twin_overrides()
+    key = hashlib.sha256(json.dumps(sorted(overrides.items())).encode()
+                         + b"".join(p.read_bytes() for p in
+                                    sorted((ROOT / "MicroVMM" / "Model").glob("*.lean"))))
+    path = CACHE_DIR / "extracted" / key.hexdigest()[:16] / f"{TWIN_MUTANT}.py"
+    if not path.is_file():
+        source = extract_model(load_project(overrides=overrides), TWIN_MUTANT)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(source, encoding="utf-8")
+        tmp.replace(path)
+    return _import_file(f"mvtool_twin_{TWIN_MUTANT}", path)
+
+
+# ---- the SMT side -----------------------------------------------------------------------------
+
+@dataclass
+class Refutation:
+    """The SMT verdict on one obligation for one model."""
+
+    obligation: str
+    status: str                      #: proved | counterexample | failed
+    seconds: float
+    detail: str = ""
+    pre: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    post: dict[str, Any] = field(default_factory=dict)
+    failed_conjunct: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"obligation": self.obligation, "status": self.status,
+                "seconds": round(self.seconds, 3), "detail": self.detail,
+                "failed_conjunct": self.failed_conjunct, "pre_state": self.pre,
+                "inputs": self.inputs, "post_state": self.post}
+
+    def lines(self) -> list[str]:
+        """Readable lines: the obligation, then pre-state, input and post-state (only the fields
+        that matter for a queue-register step)."""
+        head = f"SMT on this model: {self.obligation}: {self.status} ({self.seconds:.2f} s)"
+        if self.status != "counterexample":
+            return [head + (f" — {self.detail}" if self.detail else "")]
+        out = [head]
+        if self.failed_conjunct:
+            out.append(f"  violated: {self.failed_conjunct}")
+        if self.pre:
+            out.append(f"  pre-state:  {_fmt_state(self.pre)}")
+        if self.inputs:
+            out.append("  input:      " + " ".join(f"{k}={_fmt_val(v)}"
+                                                 for k, v in self.inputs.items()))
+        if self.post:
+            out.append(f"  post-state: {_fmt_state(self.post)}")
+        return out
+
+
+def _fmt_val(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return hex(v)
+    if isinstance(v, dict):
+        return "{" + " ".join(f"{k}={_fmt_val(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def _fmt_state(s: dict[str, Any]) -> str:
+    parts = [f"status={_fmt_val(s.get('status'))}", f"queueSel={_fmt_val(s.get('queueSel'))}"]
+    for q in ("q0", "q1"):
+        if isinstance(s.get(q), dict):
+            parts.append(f"{q}={_fmt_val(s[q])}")
+    return " ".join(parts)
+
+
+@cache
+def _project(which: str) -> Any:
+    from mvtool.leanprofile.project import load_project
+
+    return load_project(overrides=twin_overrides() if which == "vulnerable" else None)
+
+
+def refute(obligation_id: str, which: str = "vulnerable", timeout_ms: int = 60_000) -> Refutation:
+    """Check the catalogue obligation ``obligation_id`` with Z3 on model ``which``."""
+    from mvtool.backends.smt import check_statement
+    from mvtool.catalogue import load_catalogue
+
+    ob = load_catalogue(ROOT).by_id().get(obligation_id)
+    if ob is None:
+        return Refutation(obligation_id, "failed", 0.0, detail="not in spec/invariants.yaml")
+    project = _project(which)
+    th = project.typecheck_statement(ob.binder_list, ob.statement,
+                                     namespace=OBLIGATIONS_NAMESPACE, opens=OPENS,
+                                     file=f"{ob.id}.statement")
+    r = check_statement(project, th, timeout_ms=timeout_ms)
+    out = Refutation(obligation_id, r.status, r.seconds, detail=r.detail,
+                     failed_conjunct=r.failed_conjunct)
+    for name, value in r.counterexample.items():
+        if isinstance(value, dict) and "status" in value and not out.pre:
+            out.pre = value
+        else:
+            out.inputs[name] = value
+    for value in r.derived.values():
+        if isinstance(value, dict) and "status" in value:
+            out.post = value
+            break
+    return out
+
+
+# ---- building and running the guests ----------------------------------------------------------
+
+def _source_dir() -> Path:
+    """A build directory holding the freestanding runtime and the attack sources (symlinks),
+    in the layout ``build_freestanding`` expects (one directory, ``<name>.c`` per guest)."""
+    from mvtool.freestanding_build import SOURCE_DIR
+
+    d = CACHE_DIR / "attack-src"
+    d.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, Path] = {}
+    for p in SOURCE_DIR.iterdir():
+        if p.is_file() and p.suffix in (".c", ".h", ".S") and p.stem not in _GUEST_STEMS():
+            wanted[p.name] = p
+    for p in ATTACK_DIR.iterdir():
+        if p.is_file() and p.suffix in (".c", ".h"):
+            wanted[p.name] = p
+    for entry in d.iterdir():
+        if entry.name not in wanted:
+            entry.unlink()
+    for name, target in wanted.items():
+        link = d / name
+        if link.is_symlink() and os.readlink(link) == str(target):
+            continue
+        if link.exists() or link.is_symlink():
+            link.unlink()
+        link.symlink_to(target)
+    return d
+
+
+def _GUEST_STEMS() -> set[str]:
+    from mvtool.freestanding_build import LIBRARY, SOURCE_DIR
+
+    lib = {Path(x).stem for x in LIBRARY}
+    return {p.stem for p in SOURCE_DIR.glob("*.c") if p.stem not in lib}
+
+
+def build_attack(attack: Attack) -> Path:
+    """The flat binary of ``attack`` (built and cached by ``mvtool.freestanding_build``)."""
+    from mvtool.freestanding_build import build_freestanding
+
+    return build_freestanding(attack.source, source_dir=_source_dir(),
+                              cache_dir=CACHE_DIR / "attack-bin")
+
+
+def disk_pattern(sectors: int = DISK_SECTORS) -> bytes:
+    """The scratch disk's contents: byte j of sector s is ``(s*13 + j*7 + 1) & 0xff``."""
+    return b"".join(bytes((s * 13 + j * 7 + 1) & 0xFF for j in range(512))
+                    for s in range(sectors))
+
+
+ATTACK_LINE = re.compile(r"^ATTACK (\S+) observed(.*)$")
+STEP_LINE = re.compile(r"^STEP (\S+) (.*)$")
+
+
+def parse_attack_line(output: str) -> tuple[str | None, dict[str, str]]:
+    """The guest's verdict line: (raw line, key -> value), or (None, {}) if it never came."""
+    for line in output.splitlines()[::-1]:
+        m = ATTACK_LINE.match(line.strip())
+        if m:
+            return line.strip(), dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv)
+    return None, {}
+
+
+@dataclass
+class AttackRun:
+    """What one attack guest did against one model, measured."""
+
+    attack: str
+    model: str
+    outcome: str                          #: absorbed | caught | took-effect | failed
+    guest_line: str | None
+    guest: dict[str, str]
+    last_step: str | None
+    exit_kind: str
+    exit_reason: str
+    guest_exit_code: int | None
+    seconds: float
+    requests_served: int
+    ignored_writes: dict[str, int]
+    device_errors: list[str]
+    activations: int
+    resets: int
+    accesses_checked: int
+    outside_count: int
+    outside_first: list[str]
+    expected: str
+    as_expected: bool
+    smt: Refutation | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = {k: v for k, v in self.__dict__.items() if k != "smt"}
+        d["smt"] = self.smt.as_dict() if self.smt else None
+        return d
+
+
+def _classify(model: str, stop_kind: str, guest_exit: int | None, outside: int) -> str:
+    if outside > 0:
+        return "caught"
+    if stop_kind == "debug-exit" and guest_exit == 0:
+        return "absorbed"
+    if stop_kind == "debug-exit" and guest_exit == 1:
+        return "took-effect"
+    return "failed"
+
+
+def expected_outcome(attack: Attack, model: str) -> str:
+    """What the demonstration expects: the verified model absorbs everything; the twin is
+    caught on the register rewrites and behaves like the verified model elsewhere."""
+    return "absorbed" if model == "verified" else attack.twin
+
+
+def run_attack(attack: Attack, model_name: str, *, stop: bool = True, timeout: float = 30.0,
+               kvm_path: str = "/dev/kvm") -> AttackRun:
+    """Build ``attack``, boot it on KVM with a virtio-blk device over a scratch disk driven by
+    the ``model_name`` model and the access monitor, and report what happened."""
+    from mvtool.fuzz import quiet_device_log
+    from mvtool.vmm import platform
+    from mvtool.vmm.access_log import AccessMonitor
+    from mvtool.vmm.freestanding import run_freestanding
+    from mvtool.vmm.virtio_blk import VirtioBlkBackend
+    from mvtool.vmm.virtio_mmio import VirtioMmioDevice
+
+    model = load_model(model_name)
+    binary = build_attack(attack)
+    monitor = AccessMonitor(record_only=not stop, name="virtio-blk")
+    devices: list[VirtioMmioDevice] = []
+    with tempfile.TemporaryDirectory(prefix="mvtool-attack-") as tmp:
+        disk = Path(tmp) / "disk.img"
+        disk.write_bytes(disk_pattern())
+        backend = VirtioBlkBackend(disk)
+        try:
+            def setup(machine: Any) -> None:
+                dev = VirtioMmioDevice(machine.memory, machine.irq_line(platform.VIRTIO_IRQ_BASE),
+                                       backend, model=model, ram_base=0,
+                                       ram_size=machine.memory.size, monitor=monitor,
+                                       name="virtio-blk")
+                machine.attach_mmio(platform.VIRTIO_MMIO_BASE, platform.VIRTIO_MMIO_SIZE, dev,
+                                    "virtio-blk")
+                devices.append(dev)
+
+            with quiet_device_log():
+                res = run_freestanding(binary, mem_size=GUEST_MEM, kvm_path=kvm_path,
+                                       timeout=timeout, setup=setup)
+        finally:
+            backend.close()
+    dev = devices[0]
+    output = res.output.decode(errors="replace")
+    line, kv = parse_attack_line(output)
+    steps = [m.group(2) for m in (STEP_LINE.match(x.strip()) for x in output.splitlines()) if m]
+    kind = res.result.kind.value
+    outcome = _classify(model_name, kind, res.exit_code, monitor.violation_count)
+    expected = expected_outcome(attack, model_name)
+    return AttackRun(
+        attack=attack.name, model=model_name, outcome=outcome, guest_line=line, guest=kv,
+        last_step=steps[-1] if steps else None, exit_kind=kind,
+        exit_reason=res.result.reason, guest_exit_code=res.exit_code,
+        seconds=round(res.result.seconds, 3), requests_served=dev.requests,
+        ignored_writes=dict(dev.ignored_writes), device_errors=list(dev.device_errors[:5]),
+        activations=dev.activations, resets=dev.resets,
+        accesses_checked=sum(monitor.accesses.values()),
+        outside_count=monitor.violation_count,
+        outside_first=[str(v) for v in monitor.violations[:3]],
+        expected=expected,
+        as_expected=expected == "any" or outcome == expected,
+    )
+
+
+# ---- reporting ----------------------------------------------------------------------------------
+
+def _text(run: AttackRun) -> list[str]:
+    a = BY_NAME[run.attack]
+    mark = "ok" if run.as_expected else "UNEXPECTED"
+    out = [(f"{run.attack} [{run.model}] -> {run.outcome.upper()} ({mark}; expected "
+           f"{run.expected}) — {a.summary}")]
+    out.append(f"  guest:  {run.guest_line or '(no verdict line; last step: ' + str(run.last_step) + ')'}")
+    ignored = ", ".join(f"{k}×{v}" for k, v in sorted(run.ignored_writes.items())) or "none"
+    errs = "; ".join(run.device_errors[:2]) or "none"
+    out.append(f"  device: {run.requests_served} requests served, {run.activations} "
+               f"activation(s), {run.resets} reset(s), writes ignored: {ignored}")
+    out.append(f"          DEVICE_NEEDS_RESET: {len(run.device_errors)} ({errs})")
+    out.append(f"  monitor: {run.accesses_checked} guest-memory accesses checked, "
+               f"{run.outside_count} outside the regions validated at activation")
+    for v in run.outside_first:
+        out.append(f"    {v}")
+    out.append(f"  VMM:    {run.exit_kind}: {run.exit_reason} ({run.seconds:.2f} s)")
+    if run.smt is not None:
+        out.extend("  " + x for x in run.smt.lines())
+    return out
+
+
+def write_tables(runs: list[AttackRun], directory: Path = TABLE_DIR) -> list[Path]:
+    """paper/tables/attacks.md and attacks.json from a measured run."""
+    directory.mkdir(parents=True, exist_ok=True)
+    models = [m for m in MODELS if any(r.model == m for r in runs)]
+    by = {(r.attack, r.model): r for r in runs}
+    lines = [("<!-- generated by `python -m mvtool attack all --model both --table`; "
+             "do not edit -->"), "",
+             "| attack | what the guest does | " + " | ".join(
+                 f"{m} model" for m in models) + " |",
+             "|---|---|" + "---|" * len(models)]
+    for a in ATTACKS:
+        cells = []
+        for m in models:
+            r = by.get((a.name, m))
+            if r is None:
+                cells.append("not run")
+                continue
+            cell = f"**{r.outcome}**"
+            if r.outcome == "caught":
+                cell += f" ({r.outside_count} out-of-region access; VMM stopped)"
+            elif r.outcome == "absorbed":
+                cell += f" ({r.requests_served} requests served, 0 out-of-region)"
+            if r.smt is not None and r.smt.status == "counterexample":
+                cell += f"; SMT refutes `{r.smt.obligation}`"
+            if not r.as_expected:
+                cell += " — UNEXPECTED"
+            cells.append(cell)
+        lines.append(f"| `{a.name}` | {a.summary} | " + " | ".join(cells) + " |")
+    md = directory / "attacks.md"
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    js = directory / "attacks.json"
+    js.write_text(json.dumps({"runs": [r.as_dict() for r in runs]}, indent=2) + "\n",
+                  encoding="utf-8")
+    return [md, js]
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``mvtool attack`` options."""
+    p.add_argument("name", nargs="?", default="all",
+                   help="attack to run, or 'all' (default): " + ", ".join(BY_NAME))
+    p.add_argument("--model", choices=("verified", "vulnerable", "both"), default="verified",
+                   help="device model to attack (default verified)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-stop", action="store_true",
+                   help="record out-of-region accesses without stopping the VMM (counts them all)")
+    p.add_argument("--no-smt", action="store_true",
+                   help="skip the SMT refutation shown beside the twin's runs")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per guest (default 30)")
+    p.add_argument("--table", action="store_true",
+                   help="write paper/tables/attacks.{md,json} from this run")
+    p.add_argument("--kvm", default="/dev/kvm", help="KVM device (default /dev/kvm)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the attacks; exit 0 when every run matched the expectation (the verified model
+    absorbed everything; with the twin, the register rewrites were caught)."""
+    if args.name == "all":
+        attacks = list(ATTACKS)
+    elif args.name in BY_NAME:
+        attacks = [BY_NAME[args.name]]
+    else:
+        raise MvtoolError(f"unknown attack {args.name!r} (choose from: all, "
+                          + ", ".join(BY_NAME) + ")")
+    if args.timeout <= 0:
+        raise MvtoolError("--timeout must be positive")
+    if not os.access(args.kvm, os.R_OK | os.W_OK):
+        raise MvtoolError(f"{args.kvm} is not usable (missing or no permission); attacks run "
+                          "on real KVM")
+    models = list(MODELS) if args.model == "both" else [args.model]
+    runs: list[AttackRun] = []
+    refutations: dict[str, Refutation] = {}
+    for attack in attacks:
+        for m in models:
+            r = run_attack(attack, m, stop=not args.no_stop, timeout=args.timeout,
+                           kvm_path=args.kvm)
+            if m == "vulnerable" and not args.no_smt:
+                ob = attack.obligations[0]
+                if ob not in refutations:
+                    refutations[ob] = refute(ob, "vulnerable")
+                r.smt = refutations[ob]
+            runs.append(r)
+            if not args.json:
+                print("\n".join(_text(r)))
+                print()
+    ok = all(r.as_expected for r in runs)
+    if args.table:
+        written = write_tables(runs)
+        if not args.json:
+            print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
+    if args.json:
+        print(json.dumps({"ok": ok, "runs": [r.as_dict() for r in runs]}, indent=2))
+    else:
+        summary: dict[str, dict[str, int]] = {}
+        for r in runs:
+            summary.setdefault(r.model, {}).setdefault(r.outcome, 0)
+            summary[r.model][r.outcome] += 1
+        for m, counts in summary.items():
+            print(f"{m}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print("result: " + ("as expected" if ok else "NOT as expected: " + ", ".join(
+            f"{r.attack}[{r.model}]={r.outcome}" for r in runs if not r.as_expected)))
+    return 0 if ok else 1
