@@ -475,8 +475,10 @@ def extract_model(project: Project, module_name: str = "model") -> str:
 
 
 def write_extracted(project: Project, module_name: str = "model",
-                    directory: Path = EXTRACTED_DIR) -> list[Path]:
-    """Write ``__init__.py`` and ``<module_name>.py``; returns the paths written."""
+                    directory: Path | None = None) -> list[Path]:
+    """Write ``__init__.py`` and ``<module_name>.py`` (default directory: ``EXTRACTED_DIR``);
+    returns the paths written."""
+    directory = directory or EXTRACTED_DIR
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / "__init__.py", directory / f"{module_name}.py"]
     paths[0].write_text(INIT_TEXT, encoding="utf-8")
