@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,16 @@ class AccessKind(Enum):
     @property
     def ring(self) -> str | None:
         """The ring this kind of access must stay in, or None for buffer accesses."""
-        return _RING_OF.get(self)
+        return RING_NAMES[self.ring_index] if self.ring_index >= 0 else None
 
 
-_RING_OF = {
-    AccessKind.AVAIL_READ: "avail",
-    AccessKind.DESC_READ: "desc",
-    AccessKind.USED_WRITE: "used",
-}
+#: Rings in the order QueueRegions lists them.
+RING_NAMES = ("desc", "avail", "used")
+# Plain attributes on the members keep the per-access check free of enum hashing.
+for _i, _kind in enumerate(AccessKind):
+    _kind.index = _i  # type: ignore[attr-defined]
+    _kind.ring_index = {"avail-read": 1, "desc-read": 0, "used-write": 2}.get(  # type: ignore[attr-defined]
+        _kind.value, -1)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,6 @@ class ContainmentViolation(Exception):
                          f"activation: {violation}")
 
 
-@dataclass
 class AccessMonitor:
     """Checks and counts a device's guest-memory accesses against its activation snapshot.
 
@@ -122,26 +123,43 @@ class AccessMonitor:
     keeps counting past it.
     """
 
-    record_only: bool = False
-    max_recorded: int = 1000
-    name: str = "virtio device"
-    #: the violations seen, oldest first (at most ``max_recorded``)
-    violations: list[Violation] = field(default_factory=list)
-    violation_count: int = 0
-    #: number of accesses checked, per kind
-    accesses: Counter[AccessKind] = field(default_factory=Counter)
-    #: bytes covered by the accesses checked, per kind
-    bytes: Counter[AccessKind] = field(default_factory=Counter)
-    _ram: Region | None = None
-    _queues: dict[int, QueueRegions] = field(default_factory=dict)
+    def __init__(self, *, record_only: bool = False, max_recorded: int = 1000,
+                 name: str = "virtio device"):
+        self.record_only = record_only
+        self.max_recorded = max_recorded
+        self.name = name
+        #: the violations seen, oldest first (at most ``max_recorded``)
+        self.violations: list[Violation] = []
+        self.violation_count = 0
+        self._counts = [0] * len(AccessKind)
+        self._bytes = [0] * len(AccessKind)
+        self._ram: Region | None = None
+        self._ram_bounds = (0, -1)  # (base, length): length -1 admits nothing
+        self._queues: dict[int, QueueRegions] = {}
+        self._rings: dict[int, tuple[tuple[int, int], ...]] = {}
+
+    @property
+    def accesses(self) -> Counter[AccessKind]:
+        """Number of accesses checked, per kind."""
+        return Counter({k: self._counts[k.index] for k in AccessKind  # type: ignore[attr-defined]
+                        if self._counts[k.index]})  # type: ignore[attr-defined]
+
+    @property
+    def bytes(self) -> Counter[AccessKind]:
+        """Bytes covered by the accesses checked, per kind."""
+        return Counter({k: self._bytes[k.index] for k in AccessKind  # type: ignore[attr-defined]
+                        if self._bytes[k.index]})  # type: ignore[attr-defined]
 
     def set_ram(self, base: int, size: int) -> None:
         """The guest RAM range buffers must lie in."""
         self._ram = Region(base, size)
+        self._ram_bounds = (base, size)
 
     def activate(self, queues: dict[int, QueueRegions]) -> None:
         """Snapshot the rings of every ready queue, as validated when the device went live."""
         self._queues = dict(queues)
+        self._rings = {i: tuple((r.base, r.length) for r in (q.desc, q.avail, q.used))
+                       for i, q in queues.items()}
         log.debug("%s: activated with %s", self.name,
                   ", ".join(f"q{i} desc {r.desc} avail {r.avail} used {r.used}"
                             for i, r in sorted(queues.items())) or "no queue")
@@ -149,6 +167,7 @@ class AccessMonitor:
     def deactivate(self) -> None:
         """Forget the snapshot (device reset): no ring access is valid until the next one."""
         self._queues = {}
+        self._rings = {}
 
     @property
     def active_regions(self) -> dict[int, QueueRegions]:
@@ -173,12 +192,24 @@ class AccessMonitor:
     def check(self, kind: AccessKind, gpa: int, length: int, queue: int) -> None:
         """Record an access about to be made; raise ContainmentViolation if it is outside the
         validated regions (unless record-only)."""
-        self.accesses[kind] += 1
-        self.bytes[kind] += length
-        access = Access(kind, gpa, length, queue)
-        reason = self._why(access)
-        if reason is None:
-            return
+        i: int = kind.index  # type: ignore[attr-defined]
+        self._counts[i] += 1
+        self._bytes[i] += length
+        # Fast path (no allocation): inside RAM and, for ring accesses, inside the snapshot.
+        base, size = self._ram_bounds
+        if base <= gpa and length <= size and gpa - base <= size - length:
+            ring: int = kind.ring_index  # type: ignore[attr-defined]
+            if ring < 0:
+                return
+            rings = self._rings.get(queue)
+            if rings is not None:
+                base, size = rings[ring]
+                if base <= gpa and length <= size and gpa - base <= size - length:
+                    return
+        self._violation(Access(kind, gpa, length, queue))
+
+    def _violation(self, access: Access) -> None:
+        reason = self._why(access) or "outside the validated regions"
         violation = Violation(access, reason)
         self.violation_count += 1
         if len(self.violations) < self.max_recorded:

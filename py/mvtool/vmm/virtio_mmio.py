@@ -236,10 +236,13 @@ class VirtioMmioDevice:
         pre = self.state
         if offset == self._reg_notify:
             if m.notifyAccepted(pre, value):
+                before = self.state.interruptStatus, len(self.device_errors), self.requests
                 self._process_queue(value)
+                after = self.state.interruptStatus, len(self.device_errors), self.requests
+                self._update_irq(event=after != before)
             else:
                 self._ignored(offset, value, pre)
-            self._update_irq()
+                self._update_irq()
             return
         post = m.mmioWrite(pre, offset, value)
         self.state = post
@@ -247,7 +250,9 @@ class VirtioMmioDevice:
             self._status_edges(pre, post)
         if post == pre and offset in _WATCHED_WRITES and int(m.mmioRead(pre, offset)) != value:
             self._ignored(offset, value, pre)
-        self._update_irq()
+        # A write that sets new interrupt bits (activation failure: DEVICE_NEEDS_RESET plus a
+        # configuration-change interrupt) is an event of its own.
+        self._update_irq(event=(post.interruptStatus & ~pre.interruptStatus) != 0)
 
     # --- transitions --------------------------------------------------------------------
     def _status_edges(self, pre: Any, post: Any) -> None:
@@ -283,9 +288,12 @@ class VirtioMmioDevice:
         self.backend.reset()
         self.resets += 1
 
-    def _update_irq(self) -> None:
+    def _update_irq(self, event: bool = False) -> None:
+        """Drive the line from ``interruptPending``. ``event``: the device just signalled
+        something new (used buffer, configuration change); the line is raised again even if
+        it was already high, so that an edge-triggered line sees one edge per event."""
         level = bool(self.model.interruptPending(self.state))
-        if level != self._line:
+        if level != self._line or (level and event):
             self._line = level
             self._irq(level)
 
@@ -331,13 +339,19 @@ class VirtioMmioDevice:
             raise DeviceFault(f"guest memory access failed: {exc}") from exc
 
     def _ring_read(self, kind: AccessKind, gpa: int, length: int, queue: int) -> bytes:
-        self._check(kind, gpa, length, queue)
-        data: bytes = self._guarded(self.memory.read, gpa, length)
+        self.monitor.check(kind, gpa, length, queue)
+        try:
+            data: bytes = self.memory.read(gpa, length)
+        except KvmError as exc:
+            raise DeviceFault(f"guest memory access refused: {exc}") from exc
         return data
 
     def _ring_write(self, gpa: int, data: bytes, queue: int) -> None:
-        self._check(AccessKind.USED_WRITE, gpa, len(data), queue)
-        self._guarded(self.memory.write, gpa, data)
+        self.monitor.check(AccessKind.USED_WRITE, gpa, len(data), queue)
+        try:
+            self.memory.write(gpa, data)
+        except KvmError as exc:
+            raise DeviceFault(f"guest memory access refused: {exc}") from exc
 
     # --- queue processing (VirtIO 1.2 §2.7) -----------------------------------------------
     def _process_queue(self, qi: int) -> None:
