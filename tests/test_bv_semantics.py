@@ -12,13 +12,11 @@ extend), ``signExtend v x`` = ``ofInt v x.toInt``, ``x ++ y`` = ``x`` in the hig
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import pytest
-
 from mvtool.backends.smt import evaluate
-from mvtool.extract import extract_model
+from mvtool.extract import extract_model, load_generated
 from mvtool.leanprofile import load_project
 
 # (params, result type, body, args, Lean's value)
@@ -84,10 +82,7 @@ def semantics(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     (root / "MicroVMM/Model").mkdir(parents=True)
     (root / "MicroVMM/Model/BV.lean").write_text("\n".join(lines) + "\n", encoding="utf-8")
     project = load_project(root)
-    module = types.ModuleType("bv_extracted")
-    sys.modules["bv_extracted"] = module
-    exec(compile(extract_model(project, "bv_extracted"), "bv_extracted.py", "exec"),
-         module.__dict__)
+    module = load_generated(extract_model(project, "bv_extracted"), "bv_extracted")
     yield project, module
     del sys.modules["bv_extracted"]
 

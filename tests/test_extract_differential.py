@@ -9,11 +9,9 @@ import random
 from typing import Any
 
 import pytest
-
 from mvtool.backends.smt import evaluate
-from mvtool.extract import extract_model
-from mvtool.leanprofile import load_project
-from mvtool.leanprofile import ir
+from mvtool.extract import extract_model, load_generated
+from mvtool.leanprofile import ir, load_project
 from mvtool.leanprofile.project import Project
 
 SAMPLES = 25
@@ -54,13 +52,9 @@ def plain(v: Any) -> Any:
 @pytest.fixture(scope="module")
 def extracted():  # type: ignore[no-untyped-def]
     import sys
-    import types
 
     project = load_project()
-    module = types.ModuleType("differential_model")
-    sys.modules["differential_model"] = module
-    exec(compile(extract_model(project, "differential_model"), "differential_model.py", "exec"),
-         module.__dict__)
+    module = load_generated(extract_model(project, "differential_model"), "differential_model")
     names = {lean: py for py, lean in module.LEAN_NAMES.items()}
     yield project, module, names
     del sys.modules["differential_model"]

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from mvtool.leanprofile import ProfileError, load_project
-from mvtool.leanprofile import ir
+from mvtool.leanprofile import ProfileError, ir, load_project
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lean"
 PRELUDE = """namespace T
@@ -48,8 +46,8 @@ BAD = [
     ("unknown-field", "def f (s : S) : S := { s with c := 1 }\n", "P-FIELD", 1, 31),
     ("non-exhaustive", "def f (e : E) : Bool :=\n  match e with\n  | .x => true\n  | .y => false\n",
      "P-MATCH", 2, 3),
-    ("redundant", "def f (e : E) : Bool :=\n  match e with\n  | .x => true\n  | _ => false\n"
-     "  | .y => true\n", "P-MATCH", 5, 5),
+    ("redundant", ("def f (e : E) : Bool :=\n  match e with\n  | .x => true\n  | _ => false\n"
+                   "  | .y => true\n"), "P-MATCH", 5, 5),
     ("var-pattern", "def f (e : E) : Bool :=\n  match e with\n  | .x => true\n  | other => false\n",
      "P-MATCH", 4, 5),
     ("match-bv", "def f (v : BitVec 8) : Bool :=\n  match v with\n  | _ => true\n", "P-MATCH", 2, 9),

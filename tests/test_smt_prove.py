@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from mvtool.backends.smt import check_statement, check_theorem, evaluate
-from mvtool.extract import extract_model
+from mvtool.extract import extract_model, load_generated
 from mvtool.leanprofile import load_project
 
 GOOD = Path(__file__).parent / "fixtures" / "lean" / "good"
@@ -22,10 +21,7 @@ OBL = "MicroVMM.Obligations."
 @pytest.fixture(scope="module")
 def fixture():  # type: ignore[no-untyped-def]
     project = load_project(GOOD)
-    module = types.ModuleType("fixture_model")
-    sys.modules["fixture_model"] = module
-    exec(compile(extract_model(project, "fixture_model"), "fixture_model.py", "exec"),
-         module.__dict__)
+    module = load_generated(extract_model(project, "fixture_model"), "fixture_model")
     yield project, module
     del sys.modules["fixture_model"]
 

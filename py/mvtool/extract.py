@@ -12,6 +12,7 @@ positional constructor calls for ``{ s with … }``, masks only where a result c
 API::
 
     source = extract_model(project, "model")     # the module text (deterministic)
+    module = load_generated(source, "twin")     # import it without writing a file
     write_extracted(project)                     # py/mvtool/_extracted/{__init__,model}.py
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import keyword
+import sys
+import types
 from pathlib import Path
 
 from mvtool.errors import MvtoolError
@@ -484,6 +487,15 @@ def write_extracted(project: Project, module_name: str = "model",
     paths[0].write_text(INIT_TEXT, encoding="utf-8")
     paths[1].write_text(extract_model(project, module_name), encoding="utf-8")
     return paths
+
+
+def load_generated(source: str, module_name: str) -> types.ModuleType:
+    """Import generated model source as module ``module_name`` without writing it to disk
+    (registered in ``sys.modules`` so dataclasses resolve their annotations)."""
+    module = types.ModuleType(module_name)
+    sys.modules[module_name] = module
+    exec(compile(source, f"<extracted {module_name}>", "exec"), module.__dict__)  # noqa: S102
+    return module
 
 
 def mutant_overrides(name: str, root: Path | None = None) -> dict[str, str]:
