@@ -202,6 +202,14 @@ def test_identity_and_config_space(model, mem, disk):
     assert dev.read(0x100, 8) == SECTORS
     assert dev.read(0x100, 4) | dev.read(0x104, 4) << 32 == SECTORS
     assert dev.read(0x10C, 4) == dev.backend.seg_max > 0
+    # the configuration space is read-only
+    dev.write(0x100, 8, 1)
+    assert dev.read(0x100, 8) == SECTORS and dev.backend.config_writes_ignored == 1
+
+
+def test_ram_defaults_to_all_of_guest_memory(model, mem, disk):
+    dev = VirtioMmioDevice(mem, Line(), VirtioBlkBackend(disk), model=model)
+    assert (dev.state.ramBase, dev.state.ramSize) == (0, mem.size)
 
 
 def test_bad_register_width_is_ignored(model, mem, disk):

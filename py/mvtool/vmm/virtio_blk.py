@@ -59,7 +59,7 @@ class VirtioBlkBackend:
 
     device_id = VIRTIO_ID_BLOCK
 
-    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
+    def __init__(self, path: str | os.PathLike[str], readonly: bool = False, *,
                  serial: bytes = DEFAULT_SERIAL):
         self.path = Path(path)
         self.readonly = readonly
@@ -91,6 +91,7 @@ class VirtioBlkBackend:
         self.bytes_read = 0
         self.bytes_written = 0
         self.errors = 0
+        self.config_writes_ignored = 0
 
     # --- lifecycle -----------------------------------------------------------------------
     def bind(self, model: ModuleType) -> None:
@@ -137,7 +138,10 @@ class VirtioBlkBackend:
 
     def config_write(self, offset: int, size: int, value: int) -> None:
         """The block configuration is read-only here (no WCE/writeback toggling offered)."""
-        log.debug("virtio-blk: ignored %d-byte config write at %#x", size, offset)
+        self.config_writes_ignored += 1
+        if self.config_writes_ignored == 1:
+            log.debug("virtio-blk: ignored %d-byte config write at %#x (config is read-only)",
+                      size, offset)
 
     # --- requests (VirtIO 1.2 §5.2.6) -----------------------------------------------------
     def process(self, chain: list[Descriptor], buffers: GuestBuffers, queue: int) -> int:

@@ -178,14 +178,18 @@ class VirtioMmioDevice:
     ``memory`` is the guest RAM (:class:`mvtool.vmm.kvm.GuestMemory` or anything with its
     read/write/pread_from/pwrite_to methods), ``irq(level)`` drives the device's interrupt line
     (level-triggered), ``backend`` is the device type. ``model`` is the extracted model module
-    (default: the verified model). ``monitor`` checks every guest-memory access; when None an
-    enforcing :class:`AccessMonitor` is created (``self.monitor``).
+    (default: the verified model). Guest RAM is [ram_base, ram_base + ram_size) (default: all
+    of ``memory``). ``monitor`` checks every guest-memory access; when None an enforcing
+    :class:`AccessMonitor` is created (``self.monitor``).
     """
 
     def __init__(self, memory: Any, irq: Callable[[bool], None], backend: VirtioBackend, *,
-                 model: ModuleType | None = None, ram_base: int = 0, ram_size: int,
-                 monitor: AccessMonitor | None = None, name: str | None = None):
+                 model: ModuleType | None = None, ram_base: int = 0,
+                 ram_size: int | None = None, monitor: AccessMonitor | None = None,
+                 name: str | None = None):
         self.model = model if model is not None else load_model()
+        if ram_size is None:
+            ram_size = int(memory.size)
         self.memory = memory
         self.backend = backend
         self.name = name or f"virtio-mmio device {backend.device_id}"
