@@ -198,6 +198,9 @@ int mv_vm_create_pit2(mv_vm *vm, char *msg, size_t msglen)
 {
     struct kvm_pit_config config;
     memset(&config, 0, sizeof(config));
+    /* Port 0x61 (PIT channel 2 gate / speaker) handled in the kernel too: Linux's PIT-based
+     * TSC calibration reads it. */
+    config.flags = KVM_PIT_SPEAKER_DUMMY;
     return vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)(uintptr_t)&config, "KVM_CREATE_PIT2",
                     msg, msglen);
 }
@@ -367,8 +370,12 @@ static int set_cpuid(mv_vcpu *vcpu, char *msg, size_t msglen)
         for (uint32_t i = 0; i < cpuid->nent; i++) {
             struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
             /* The supported table describes the host; the guest sees its own APIC ID. */
-            if (e->function == 1)
+            if (e->function == 1) {
                 e->ebx = (e->ebx & 0x00ffffffu) | (vcpu->id << 24);
+                /* CPUID.1:ECX[31] "hypervisor present": without it Linux never looks at the
+                 * KVM leaves (0x40000000) and runs without kvmclock. */
+                e->ecx |= 1u << 31;
+            }
             if (e->function == 0xb || e->function == 0x1f)
                 e->edx = vcpu->id;
         }

@@ -28,6 +28,7 @@ from mvtool.vmm.power import (
     PowerState,
     ResetRegister,
 )
+from mvtool.vmm.rtc import RTC_PORT_BASE, CmosRtc
 from mvtool.vmm.serial import Serial8250
 
 #: KVM's private pages (real-mode TSS: 3 pages, EPT identity map: 1 page), above guest RAM and
@@ -153,6 +154,7 @@ class Machine:
         self._serial_irq = IrqLine(self.vm, platform.SERIAL_IRQ)
         self.serial = Serial8250(console or (lambda _b: None), self._serial_irq.set_level)
         self.pio.register(platform.SERIAL_PORT_BASE, 8, self.serial, "COM1")
+        self.pio.register(RTC_PORT_BASE, 2, CmosRtc(), "CMOS RTC")
         self.pio.register(platform.ACPI_PM1A_EVT_PORT, 4, Pm1Event(), "PM1a_EVT")
         self.pio.register(platform.ACPI_PM1A_CNT_PORT, 2, Pm1Control(self.power), "PM1a_CNT")
         self.pio.register(platform.ACPI_RESET_PORT, 1, ResetRegister(self.power), "RESET_REG")
