@@ -239,6 +239,9 @@ class VirtioMmioDevice:
         m = self.model
         pre = self.state
         if offset == self._reg_notify:
+            # The model's mmioWrite leaves the state unchanged on QueueNotify; applying it keeps
+            # every register write on the model's path (a mutant model may differ).
+            self.state = m.mmioWrite(pre, offset, value)
             if m.notifyAccepted(pre, value):
                 before = self.state.interruptStatus, len(self.device_errors), self.requests
                 self._process_queue(value)
