@@ -3,6 +3,7 @@ installed, by ACPICA's iasl disassembler)."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import struct
 import subprocess
@@ -48,7 +49,7 @@ def test_rsdp_points_at_xsdt() -> None:
 def test_tables_do_not_overlap_and_stay_in_reserved_low_memory() -> None:
     t = acpi.build_tables([acpi.virtio_slot(i) for i in range(8)])
     spans = sorted((a, a + len(b)) for a, b in t.blobs.items())
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start
     assert spans[0][0] >= platform.EBDA_START and spans[-1][1] <= platform.HIGH_MEMORY
 
