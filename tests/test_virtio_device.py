@@ -504,3 +504,92 @@ def test_monitor_unit():
     mon.deactivate()
     with pytest.raises(ContainmentViolation):
         mon.check(AccessKind.DESC_READ, 0x1000, 16, 0)
+
+
+# --- hostile guest: random registers and random ring contents ---------------------------------
+
+_REGS = [DEV_FEATURES_SEL, DRV_FEATURES, DRV_FEATURES_SEL, QUEUE_SEL, QUEUE_NUM, QUEUE_READY,
+         QUEUE_NOTIFY, INT_ACK, STATUS, DESC_LO, DESC_HI, DRIVER_LO, DRIVER_HI, DEVICE_LO,
+         DEVICE_HI]
+
+
+def _hostile_value(rng) -> int:
+    return rng.choice([0, 1, 2, 3, 11, 15, QSIZE, QSIZE * 2, 0xFFFF, 0x1_0000, 0xFFFF_FFFF,
+                       DESC, AVAIL, USED, RAM - 16, rng.getrandbits(32)])
+
+
+def _hostile_step(rng, drv: Driver, mem) -> None:
+    """One thing a hostile driver does: mostly near-valid, so that requests get processed."""
+    action = rng.random()
+    if action < 0.3:
+        drv.w(rng.choice(_REGS), _hostile_value(rng))
+    elif action < 0.55:
+        addr = rng.choice([HDR, DATA, STATUS_BYTE, DESC, RAM - 8, RAM, 2**64 - 4,
+                           rng.getrandbits(64)])
+        length = rng.choice([0, 1, 16, 512, 1024, 0xFFFF_FFFF, rng.getrandbits(32)])
+        flags = rng.choice([NEXT, NEXT | WRITE, WRITE, 0, rng.randrange(8)])
+        drv.put_desc(rng.randrange(QSIZE), addr, length, flags, rng.randrange(QSIZE + 2))
+    elif action < 0.65:
+        mem.write(HDR, struct.pack("<IIQ", rng.choice([T_IN, T_OUT, T_FLUSH, T_GET_ID, 99]), 0,
+                                   rng.choice([0, 1, SECTORS - 1, SECTORS, 2**64 - 1])))
+    elif action < 0.75:
+        mem.write_u16(AVAIL + 4 + 2 * rng.randrange(QSIZE), rng.randrange(QSIZE + 2))
+    elif action < 0.9:
+        drv.avail_idx = (drv.avail_idx + rng.choice([1, 1, 2, QSIZE + 1])) & 0xFFFF
+        mem.write_u16(AVAIL + 2, drv.avail_idx)
+        drv.w(QUEUE_NOTIFY, rng.choice([0, 0, 0, 1, 2]))
+    else:
+        ring = rng.choice([DESC, AVAIL, USED])
+        mem.write(ring + rng.randrange(0, 0x100), rng.randbytes(rng.randrange(1, 32)))
+
+
+def _valid_template(drv: Driver, mem) -> None:
+    """A well-formed read request (header, data, status in descriptors 0-2) in every avail
+    slot: the hostile steps perturb it."""
+    mem.write(HDR, struct.pack("<IIQ", T_IN, 0, 1))
+    drv.put_desc(0, HDR, 16, NEXT, 1)
+    drv.put_desc(1, DATA, 512, NEXT | WRITE, 2)
+    drv.put_desc(2, STATUS_BYTE, 1, WRITE)
+    for slot in range(QSIZE):
+        mem.write_u16(AVAIL + 4 + 2 * slot, 0)
+
+
+def test_random_hostile_guest_never_leaves_the_validated_regions(model, mem, disk):
+    """Random register writes (including queue rewrites after DRIVER_OK), descriptors, avail
+    entries and ring bytes: with the verified model the enforcing monitor never fires, nothing
+    raises, and the read-only disk is untouched. (The same traces make the unfrozen mutant
+    leave the validated regions: see the next test.)"""
+    import random
+
+    rng = random.Random(5747)
+    before = disk.read_bytes()
+    requests = errors = 0
+    for _ in range(60):
+        dev, drv, _ = make(model, mem, disk, readonly=True)
+        drv.start()
+        _valid_template(drv, mem)
+        for _ in range(60):
+            _hostile_step(rng, drv, mem)
+        assert dev.monitor.violation_count == 0
+        requests += dev.requests
+        errors += len(dev.device_errors)
+    assert disk.read_bytes() == before
+    assert requests > 0 and errors > 0  # the traces reach both outcomes
+
+
+def test_random_hostile_guest_catches_the_unfrozen_model(model, mem, disk):
+    import random
+
+    rng = random.Random(5747)
+    mutant = _unfrozen_model(model)
+    violations = 0
+    for _ in range(60):
+        monitor = AccessMonitor(record_only=True)
+        _dev, drv, _ = make(model, mem, disk, readonly=True, monitor=monitor,
+                            device_model=mutant)
+        drv.start()
+        _valid_template(drv, mem)
+        for _ in range(60):
+            _hostile_step(rng, drv, mem)
+        violations += monitor.violation_count
+    assert violations > 0
