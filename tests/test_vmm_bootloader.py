@@ -141,3 +141,60 @@ def test_synthesized_header_for_vmlinux_is_valid() -> None:
 def test_missing_kernel_file(tmp_path: Path) -> None:
     with pytest.raises(BootImageError, match="no such file"):
         bl.read_kernel_file(tmp_path / "nope")
+
+
+# --- loading into real guest RAM (needs KVM for the memory slot) ----------------------------
+
+from kvm_util import KVM_DEVICE, needs_kvm
+
+
+@needs_kvm
+class TestLoadIntoGuestRam:
+    @pytest.fixture
+    def mem(self):  # type: ignore[no-untyped-def]
+        from mvtool.vmm.kvm import Vm
+
+        vm = Vm(KVM_DEVICE)
+        yield vm.set_memory(64 * platform.MIB)
+        vm.close()
+
+    def test_vmlinux_segments_land_at_physical_addresses(self, mem, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        k = tmp_path / "vmlinux"
+        k.write_bytes(fake_elf())
+        image = bl.load_kernel(mem, k)
+        assert image.kind == "vmlinux"
+        assert image.entry == 0x10_0010  # virtual e_entry translated through the segment
+        assert mem.read(0x10_0000, 64) == b"\xf4" * 64
+        assert image.load_end == 0x10_0000 + 64 + 4096
+
+    def test_bzimage_protected_mode_part_is_loaded(self, mem, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        data = fake_bzimage()
+        k = tmp_path / "bzImage"
+        k.write_bytes(data)
+        image = bl.load_kernel(mem, k)
+        assert image.kind == "bzImage"
+        assert image.entry == 0x100_0000 + 0x200
+        assert mem.read(0x100_0000, 16) == data[5 * 512:5 * 512 + 16]
+
+    def test_initrd_high_aligned_above_kernel(self, mem, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        k = tmp_path / "vmlinux"
+        k.write_bytes(fake_elf())
+        image = bl.load_kernel(mem, k)
+        rd = tmp_path / "initrd"
+        rd.write_bytes(b"R" * 3_000_000)
+        placed = bl.load_initrd(mem, rd, image)
+        assert placed.addr % (2 * platform.MIB) == 0
+        assert placed.addr + placed.size <= mem.size
+        assert placed.addr >= image.load_end
+        assert mem.read(placed.addr, 4) == b"RRRR"
+        rd.write_bytes(b"R" * (70 * platform.MIB))
+        with pytest.raises(BootImageError, match="does not fit"):
+            bl.load_initrd(mem, rd, image)
+
+    def test_segment_outside_ram_is_rejected(self, mem, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        elf = bytearray(fake_elf())
+        struct.pack_into("<Q", elf, 64 + 24, 0x8000_0000)  # p_paddr beyond 64 MiB
+        k = tmp_path / "vmlinux"
+        k.write_bytes(bytes(elf))
+        with pytest.raises(BootImageError, match="does not fit"):
+            bl.load_kernel(mem, k)
