@@ -35,6 +35,8 @@ mkdir -p /host/dev/shm && mount -t tmpfs tmpfs /host/dev/shm
 # Writable host directories, each on its own 9p device, at the same path as on the host.
 [ -f "/host$job/mounts" ] || fail "job $job not found in the host root"
 while read -r tag path; do
+    # Below a tmpfs (e.g. /tmp) the mount point has to be made first.
+    [ -d "/host$path" ] || mkdir -p "/host$path"
     mount -t 9p -o $opts "$tag" "/host$path" || fail "cannot mount $path read-write"
 done < "/host$job/mounts"
 
