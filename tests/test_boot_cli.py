@@ -92,12 +92,14 @@ def test_memory_beyond_host_available(monkeypatch: pytest.MonkeyPatch) -> None:
     assert boot_cli.check_mem(64) == 64 * platform.MIB
 
 
-def test_missing_kvm_device(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["direct", "auto"])
+def test_missing_kvm_device(tmp_path: Path, host: str) -> None:
     k = tmp_path / "kernel"
     k.write_bytes(elf_kernel(b"\xf4"))
-    proc = mvtool("boot", "--host", "direct", "--kernel", str(k), "--kvm-device",
+    proc = mvtool("boot", "--host", host, "--kernel", str(k), "--kvm-device",
                   str(tmp_path / "kvm"))
     assert_one_line_error(proc, "does not exist")
+    assert "nested" not in proc.stderr
 
 
 def test_inner_argv_for_the_nested_host(tmp_path: Path) -> None:

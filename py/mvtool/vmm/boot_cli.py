@@ -354,6 +354,10 @@ def run(args: argparse.Namespace) -> int:
         if not d.is_file():
             raise MvtoolError(f"disk {d}: no such file")
     host = args.host
+    if host != "nested":
+        # Checked before choosing a host: a KVM device named on the command line that does not
+        # exist is a user error, not a reason to fall back to the nested host.
+        check_kvm_device(args.kvm_device)
     if host == "auto":
         host = "nested" if is_kvm_pvm() else "direct"
         announce = host == "nested"
