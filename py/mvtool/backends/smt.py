@@ -398,6 +398,133 @@ def _struct_calls(e: ir.Expr, out: list[ir.Call]) -> None:
         _struct_calls(c, out)
 
 
+#: first attempt without case splitting (ms); after that the problem is split by cases
+DIRECT_MS = 2000
+
+
+def _subst(v: Value, subst: list[tuple[z3.ExprRef, z3.ExprRef]]) -> Value:
+    if not subst:
+        return v
+    if isinstance(v, tuple):
+        return tuple(_subst(x, subst) for x in v)
+    return z3.substitute(v, *subst)
+
+
+def _eq_atoms(f: z3.ExprRef, consts: list[z3.ExprRef]) -> dict[int, dict[int, z3.ExprRef]]:
+    """For each constant (by id) the values it is compared with by ``=`` -> the atom."""
+    ids = {c.get_id() for c in consts}
+    out: dict[int, dict[int, z3.ExprRef]] = {}
+    seen: set[int] = set()
+    stack = [f]
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen or not z3.is_app(e):
+            continue
+        seen.add(e.get_id())
+        if z3.is_eq(e) and e.num_args() == 2:
+            a, b = e.arg(0), e.arg(1)
+            for x, y in ((a, b), (b, a)):
+                if x.get_id() in ids and z3.is_bv_value(y):
+                    out.setdefault(x.get_id(), {})[y.as_long()] = e
+        stack.extend(e.children())
+    return out
+
+
+#: direct attempt per case before splitting it further (ms), and the depth of nested splits
+CASE_MS = 500
+MAX_SPLIT_DEPTH = 3
+#: how many split candidates are probed, and for how long per case (ms)
+PROBE_CANDIDATES = 4
+PROBE_MS = 200
+
+
+def _solve(assumptions: list[z3.BoolRef], goal: z3.BoolRef, consts: list[z3.ExprRef],
+           quantified: bool, timeout_ms: int
+           ) -> tuple[Any, z3.ModelRef | None, list[tuple[z3.ExprRef, z3.ExprRef]], str]:
+    """Check ``assumptions ∧ goal``. A direct attempt first; if it is inconclusive, split on
+    the binder compared with the most constants (a register offset, the status register): one
+    case per constant (substituted and simplified) and one for every other value, recursively
+    up to MAX_SPLIT_DEPTH. Returns (result, model, substitution of the satisfiable case, detail).
+    """
+    deadline = time.perf_counter() + timeout_ms / 1000
+    stats = {"cases": 0}
+
+    def left_ms() -> int:
+        return int((deadline - time.perf_counter()) * 1000)
+
+    def run(formulas: list[z3.BoolRef], ms: int) -> tuple[Any, z3.ModelRef | None, str]:
+        stats["cases"] += 1
+        solver = z3.Solver() if quantified else z3.SolverFor("QF_BV")
+        solver.set("timeout", max(1, min(ms, left_ms())))
+        solver.add(*formulas)
+        r = solver.check()
+        if r == z3.sat:
+            return r, solver.model(), ""
+        return r, None, ("" if r == z3.unsat else
+                         f"solver returned unknown ({solver.reason_unknown()})")
+
+    def split(formula: z3.BoolRef, const: z3.ExprRef, atoms: dict[int, z3.ExprRef]
+              ) -> list[tuple[str, z3.BoolRef, list[tuple[z3.ExprRef, z3.ExprRef]]]]:
+        """The cases of ``const``: one per compared value, and the rest."""
+        out = []
+        for v in sorted(atoms):
+            sub = [(const, z3.BitVecVal(v, const.size()))]
+            out.append((f"{const} = {v:#x}", z3.simplify(z3.substitute(formula, *sub)), sub))
+        others = z3.simplify(z3.And(
+            z3.substitute(formula, *[(a, z3.BoolVal(False)) for a in atoms.values()]),
+            *[const != v for v in sorted(atoms)]))
+        out.append((f"{const} other", others, []))
+        return out
+
+    def cases(formula: z3.BoolRef, depth: int, first_ms: int, path: str
+              ) -> tuple[Any, z3.ModelRef | None, list[tuple[z3.ExprRef, z3.ExprRef]], str]:
+        if z3.is_false(formula):
+            return z3.unsat, None, [], ""
+        last = depth >= MAX_SPLIT_DEPTH
+        r, model, detail = run([formula], left_ms() if last else first_ms)
+        if r != z3.unknown or last or left_ms() <= 0:
+            return r, model, [], (f"{path}{detail}" if detail and path else detail)
+        atoms = _eq_atoms(formula, consts)
+        if not atoms:
+            r, model, detail = run([formula], left_ms())
+            return r, model, [], (f"{path}{detail}" if detail and path else detail)
+        # probe the candidates briefly; keep the one that leaves the fewest cases open
+        best: list[tuple[str, z3.BoolRef, list[tuple[z3.ExprRef, z3.ExprRef]]]] | None = None
+        ranked = sorted(atoms, key=lambda k: (-len(atoms[k]), k))[:PROBE_CANDIDATES]
+        for cid in ranked:
+            const = next(c for c in consts if c.get_id() == cid)
+            open_cases = []
+            for label, f, sub in split(formula, const, atoms[cid]):
+                if z3.is_false(f):
+                    continue
+                r, model, _ = run([f], PROBE_MS)
+                if r == z3.sat:
+                    return r, model, sub, ""
+                if r == z3.unknown:
+                    open_cases.append((label, f, sub))
+            if not open_cases:
+                return z3.unsat, None, [], ""
+            if best is None or len(open_cases) < len(best):
+                best = open_cases
+            if left_ms() <= 0:
+                break
+        assert best is not None
+        for label, f, sub in best:
+            r, model, inner, detail = cases(f, depth + 1, CASE_MS, f"{path}{label}; ")
+            if r != z3.unsat:
+                return r, model, sub + inner, detail
+        return z3.unsat, None, [], ""
+
+    formula = z3.And(*assumptions, goal)
+    if quantified:
+        r, model, detail = run([formula], timeout_ms)
+        return r, model, [], detail
+    r, model, sub, detail = cases(formula, 0, min(timeout_ms, DIRECT_MS), "")
+    if r == z3.unsat and stats["cases"] > 1:
+        detail = f"proved by case split ({stats['cases']} solver calls)"
+    return r, model, sub, detail
+
+
 def check_theorem(project: Project, theorem_name: str, *, timeout_ms: int = 30000) -> SmtResult:
     """Prove (or refute) the statement of a project theorem with Z3."""
     th = project.theorems.get(theorem_name)
@@ -443,27 +570,26 @@ def check_statement(project: Project, th: ir.Theorem, *, timeout_ms: int = 30000
     except (TranslationError, KeyError, RecursionError) as exc:
         return SmtResult(th.name, "failed", time.perf_counter() - t0,
                          detail=f"translation error: {exc}")
-    solver = z3.Solver() if quantified else z3.SolverFor("QF_BV")
-    solver.set("timeout", int(timeout_ms))
-    solver.add(*domain, *hyp_terms)
-    solver.add(z3.Not(z3.And(*conj_terms)) if len(conj_terms) > 1 else z3.Not(conj_terms[0]))
-    res = solver.check()
+    assumptions = [*domain, *hyp_terms]
+    goal = z3.Not(z3.And(*conj_terms)) if len(conj_terms) > 1 else z3.Not(conj_terms[0])
+    consts = [c for _, _, v in shown for c in _leaves(v) if z3.is_bv(c)]
+    res, model, subst, detail = _solve(assumptions, goal, consts, quantified, timeout_ms)
     seconds = time.perf_counter() - t0
     if res == z3.unsat:
-        return SmtResult(th.name, "proved", seconds)
+        return SmtResult(th.name, "proved", seconds, detail=detail)
     if res == z3.unknown:
-        return SmtResult(th.name, "failed", seconds,
-                         detail=f"solver returned unknown ({solver.reason_unknown()})")
-    model = solver.model()
-    cex = {name: to_python(project, v, ty, model) for name, ty, v in shown}
+        return SmtResult(th.name, "failed", seconds, detail=detail)
+    assert model is not None
+    cex = {name: to_python(project, _subst(v, subst), ty, model) for name, ty, v in shown}
     derived: dict[str, Any] = {}
     for c in calls:
         v = tr.record.get(id(c))
         if v is not None:
-            derived.setdefault(th.text(c), to_python(project, v, c.ty, model))
+            derived.setdefault(th.text(c), to_python(project, _subst(v, subst), c.ty, model))
     failed = None
     for c, t in zip(conjs, conj_terms, strict=True):
-        if z3.is_false(model.eval(t, model_completion=True)):
+        if z3.is_false(model.eval(z3.substitute(t, *subst) if subst else t,
+                                  model_completion=True)):
             failed = th.text(c)
             break
     return SmtResult(th.name, "counterexample", seconds, counterexample=cex, derived=derived,
