@@ -60,28 +60,30 @@ class Attack:
     obligations: tuple[str, ...]   #: catalogue ids of the rules it attacks (first: shown)
     twin: str                      #: expected on the twin: caught | absorbed | any
     summary: str
+    #: the register the attack writes (a constant of the model), to focus the SMT query on it
+    register: str | None = None
 
 
 ATTACKS: tuple[Attack, ...] = (
     Attack("queue-num-huge", "queue_num_huge", "register", ("immut_queue_num",), "caught",
-           "QueueNum := 0xffff after DRIVER_OK"),
+           "QueueNum := 0xffff after DRIVER_OK", register="regQueueNum"),
     Attack("queue-num-double", "queue_num_double", "register", ("immut_queue_num",), "caught",
-           "QueueNum := 2*QueueNumMax after DRIVER_OK"),
+           "QueueNum := 2*QueueNumMax after DRIVER_OK", register="regQueueNum"),
     Attack("queue-desc-outside", "queue_desc_outside", "register", ("immut_queue_desc",),
-           "caught", "QueueDesc := outside guest RAM after DRIVER_OK"),
+           "caught", "QueueDesc := outside guest RAM after DRIVER_OK", register="regQueueDescHigh"),
     Attack("queue-driver-outside", "queue_driver_outside", "register", ("immut_queue_driver",),
-           "caught", "QueueDriver := outside guest RAM after DRIVER_OK"),
+           "caught", "QueueDriver := outside guest RAM after DRIVER_OK", register="regQueueDriverHigh"),
     Attack("queue-device-outside", "queue_device_outside", "register", ("immut_queue_device",),
-           "caught", "QueueDevice := end of guest RAM after DRIVER_OK"),
+           "caught", "QueueDevice := end of guest RAM after DRIVER_OK", register="regQueueDeviceLow"),
     Attack("queue-desc-overlap", "queue_desc_overlap", "register", ("immut_queue_desc",),
-           "caught", "QueueDesc := queue 1's used ring after DRIVER_OK"),
+           "caught", "QueueDesc := queue 1's used ring after DRIVER_OK", register="regQueueDescLow"),
     Attack("queue-driver-overlap", "queue_driver_overlap", "register", ("immut_queue_driver",),
-           "caught", "QueueDriver := queue 1's descriptor table after DRIVER_OK"),
+           "caught", "QueueDriver := queue 1's descriptor table after DRIVER_OK", register="regQueueDriverLow"),
     Attack("queue-device-overlap", "queue_device_overlap", "register", ("immut_queue_device",),
-           "caught", "QueueDevice := queue 1's descriptor table after DRIVER_OK"),
+           "caught", "QueueDevice := queue 1's descriptor table after DRIVER_OK", register="regQueueDeviceLow"),
     Attack("queue-ready-toggle", "queue_ready_toggle", "register",
            ("immut_queue_ready", "immut_queue_num"), "any",
-           "QueueReady 1->0, QueueNum := 0xffff, QueueReady 0->1 after DRIVER_OK"),
+           "QueueReady 1->0, QueueNum := 0xffff, QueueReady 0->1 after DRIVER_OK", register="regQueueReady"),
     Attack("queue-sel-out-of-range", "queue_sel_out_of_range", "selector",
            ("queue_sel_out_of_range_writes_ignored", "queue_sel_out_of_range_reads_zero"),
            "absorbed", "QueueSel 2 / 0xffffffff, every queue register written and read"),
@@ -118,30 +120,40 @@ def twin_overrides() -> dict[str, str]:
 
 
 @cache
+def load_mutant(mutant_id: str, overrides: tuple[tuple[str, str], ...] | None = None
+                ) -> ModuleType:
+    """The model with mutant ``mutant_id`` of ``tests/mutants/mutants.yaml`` applied, extracted
+    through the same pipeline as the verified model and cached under ``_cache/extracted/``
+    (keyed by the mutated sources). ``overrides`` replaces the mutant's own edits."""
+    from mvtool.extract import extract_model, mutant_overrides
+    from mvtool.leanprofile.project import load_project
+
+    edits = dict(overrides) if overrides is not None else mutant_overrides(mutant_id)
+    if not mutant_id.isidentifier():
+        raise MvtoolError(f"mutant name {mutant_id!r} is not a Python module name")
+    key = hashlib.sha256(json.dumps(sorted(edits.items())).encode()
+                         + b"".join(p.read_bytes() for p in
+                                    sorted((ROOT / "MicroVMM" / "Model").glob("*.lean"))))
+    path = CACHE_DIR / "extracted" / key.hexdigest()[:16] / f"{mutant_id}.py"
+    if not path.is_file():
+        source = extract_model(load_project(overrides=edits), mutant_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source, encoding="utf-8")
+        tmp.replace(path)
+    return _import_file(f"mvtool_mutant_{mutant_id}_{key.hexdigest()[:8]}", path)
+
+
 def load_model(which: str) -> ModuleType:
-    """The extracted model ``verified`` or ``vulnerable`` (the twin, extracted from the mutant
-    definition through the same pipeline and cached under ``_cache/extracted/``)."""
+    """The extracted model ``verified`` (``mvtool._extracted.model``) or ``vulnerable`` (the
+    twin: mutant ``vulnerable_twin`` extracted through the same pipeline)."""
     from mvtool.vmm.virtio_mmio import load_model as load_verified
 
     if which == "verified":
         return load_verified()
     if which != "vulnerable":
         raise MvtoolError(f"unknown model {which!r} (choose verified or vulnerable)")
-    from mvtool.extract import extract_model
-    from mvtool.leanprofile.project import load_project
-
-    overrides = twin_overrides()
-    key = hashlib.sha256(json.dumps(sorted(overrides.items())).encode()
-                         + b"".join(p.read_bytes() for p in
-                                    sorted((ROOT / "MicroVMM" / "Model").glob("*.lean"))))
-    path = CACHE_DIR / "extracted" / key.hexdigest()[:16] / f"{TWIN_MUTANT}.py"
-    if not path.is_file():
-        source = extract_model(load_project(overrides=overrides), TWIN_MUTANT)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(source, encoding="utf-8")
-        tmp.replace(path)
-    return _import_file(f"mvtool_twin_{TWIN_MUTANT}", path)
+    return load_mutant(TWIN_MUTANT, tuple(sorted(twin_overrides().items())))
 
 
 # ---- the SMT side -----------------------------------------------------------------------------
@@ -158,18 +170,23 @@ class Refutation:
     inputs: dict[str, Any] = field(default_factory=dict)
     post: dict[str, Any] = field(default_factory=dict)
     failed_conjunct: str | None = None
+    restricted_to: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"obligation": self.obligation, "status": self.status,
                 "seconds": round(self.seconds, 3), "detail": self.detail,
-                "failed_conjunct": self.failed_conjunct, "pre_state": self.pre,
+                "failed_conjunct": self.failed_conjunct, "restricted_to": self.restricted_to,
+                "pre_state": self.pre,
                 "inputs": self.inputs, "post_state": self.post}
 
     def lines(self) -> list[str]:
         """Readable lines: the obligation, then pre-state, input and post-state (only the fields
         that matter for a queue-register step)."""
-        head = f"SMT on this model: {self.obligation}: {self.status} ({self.seconds:.2f} s)"
+        scope = (f" (restricted to well-formed active states, off = {self.restricted_to})"
+                 if self.restricted_to else "")
+        head = (f"SMT on this model: {self.obligation}{scope}: {self.status} "
+                f"({self.seconds:.2f} s)")
         if self.status != "counterexample":
             return [head + (f" — {self.detail}" if self.detail else "")]
         out = [head]
@@ -210,8 +227,14 @@ def _project(which: str) -> Any:
     return load_project(overrides=twin_overrides() if which == "vulnerable" else None)
 
 
-def refute(obligation_id: str, which: str = "vulnerable", timeout_ms: int = 60_000) -> Refutation:
-    """Check the catalogue obligation ``obligation_id`` with Z3 on model ``which``."""
+def refute(obligation_id: str, which: str = "vulnerable", *, register: str | None = None,
+           timeout_ms: int = 60_000) -> Refutation:
+    """Check the catalogue obligation ``obligation_id`` with Z3 on model ``which``.
+
+    With ``register`` (and an obligation over a state ``s`` and a write ``off``), the query is
+    the obligation restricted to well-formed active states and writes to that register, so a
+    counterexample has the shape of the live attack: the device is live and the guest writes the
+    attacked register. A restricted query that is refuted refutes the obligation itself."""
     from mvtool.backends.smt import check_statement
     from mvtool.catalogue import load_catalogue
 
@@ -219,12 +242,17 @@ def refute(obligation_id: str, which: str = "vulnerable", timeout_ms: int = 60_0
     if ob is None:
         return Refutation(obligation_id, "failed", 0.0, detail="not in spec/invariants.yaml")
     project = _project(which)
-    th = project.typecheck_statement(ob.binder_list, ob.statement,
+    statement = ob.statement
+    names = dict(ob.binder_list)
+    if register is not None and names.get("s") == "State" and "off" in names:
+        statement = f"wellFormed s → isActive s → off = {register} → {statement}"
+    th = project.typecheck_statement(ob.binder_list, statement,
                                      namespace=OBLIGATIONS_NAMESPACE, opens=OPENS,
                                      file=f"{ob.id}.statement")
     r = check_statement(project, th, timeout_ms=timeout_ms)
     out = Refutation(obligation_id, r.status, r.seconds, detail=r.detail,
-                     failed_conjunct=r.failed_conjunct)
+                     failed_conjunct=r.failed_conjunct,
+                     restricted_to=register if statement != ob.statement else None)
     for name, value in r.counterexample.items():
         if isinstance(value, dict) and "status" in value and not out.pre:
             out.pre = value
@@ -506,10 +534,11 @@ def run(args: argparse.Namespace) -> int:
             r = run_attack(attack, m, stop=not args.no_stop, timeout=args.timeout,
                            kvm_path=args.kvm)
             if m == "vulnerable" and not args.no_smt:
-                ob = attack.obligations[0]
-                if ob not in refutations:
-                    refutations[ob] = refute(ob, "vulnerable")
-                r.smt = refutations[ob]
+                key = f"{attack.obligations[0]}/{attack.register}"
+                if key not in refutations:
+                    refutations[key] = refute(attack.obligations[0], "vulnerable",
+                                              register=attack.register)
+                r.smt = refutations[key]
             runs.append(r)
             if not args.json:
                 print("\n".join(_text(r)))

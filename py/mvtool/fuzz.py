@@ -109,6 +109,13 @@ class AdversarialMemory:
             return r.randrange(0, 8)
         return r.randrange(0, top + 1)
 
+    def hostile_index(self, num: int) -> int:
+        """A descriptor index at the edge of the table (size-1, size, size+1) or beyond."""
+        r = self.r
+        if r.random() < 0.6:
+            return (num + r.randrange(-1, 2)) & U16
+        return self.value(16, num)
+
     def read(self, gpa: int, length: int) -> bytes:
         """A ring load: 2 bytes (available index or ring entry) or a 16-byte descriptor.
         Mostly plausible values (so chains get served and the device goes on touching memory),
@@ -122,7 +129,7 @@ class AdversarialMemory:
                 v = (self.next_avail + r.randrange(0, 4)) & U16 if plausible else \
                     self.value(16, self.next_avail + num)
             else:
-                v = r.randrange(0, num) & U16 if plausible else self.value(16, num)
+                v = r.randrange(0, num) & U16 if plausible else self.hostile_index(num)
             return v.to_bytes(2, "little")
         if length == 16:
             if plausible:
@@ -133,7 +140,8 @@ class AdversarialMemory:
             else:
                 end = self.base + self.size
                 addr = self.value(64, int(r.choice((end, self.base, end - 0x200))))
-                blen, flags, nxt = self.value(32, 512), self.value(16, 1) & 0x7, self.value(16, num)
+                blen, flags = self.value(32, 512), self.value(16, 1) & 0x7
+                nxt = self.hostile_index(num)
             return _DESC.pack(addr & U64, blen, flags, nxt)
         return bytes(length)
 
@@ -225,8 +233,9 @@ class Harness:
         mon = StateMonitor(self.model, max_recorded=self.max_recorded)
         mon.check_state(dev.state, "initState")
         tr = _Trace(self, r, dev, mem, mon, ram_base, ram_size)
-        for _ in range(steps):
-            tr.step()
+        with quiet_device_log():
+            for _ in range(steps):
+                tr.step()
         st = self.stats
         st.traces += 1
         st.steps += steps
@@ -309,9 +318,9 @@ class _Trace:
             return
         x = r.random()
         active = status == h.active
-        if active and x < 0.35:
-            self.write(h.r_notify, int(r.choice((0, 0, 1, 1, 2, U32))))
-        elif active and x < 0.55:
+        if active and x < 0.6:
+            self.write(h.r_notify, int(r.choice((0, 0, 0, 1, 1, 1, 2, U32))))
+        elif active and x < 0.72:
             self.hostile()
         elif x < 0.75:
             self.protocol(status)
