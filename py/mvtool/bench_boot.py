@@ -345,6 +345,32 @@ def format_report(result: dict) -> str:
     return "\n".join(out)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mvtool bench boot`` (for the bench command to delegate to)."""
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help=f"boots per VMM, alternating (default {DEFAULT_ROUNDS})")
+    parser.add_argument("--mem", type=int, default=DEFAULT_MEM_MIB, metavar="MiB",
+                        help=f"guest RAM (default {DEFAULT_MEM_MIB})")
+    parser.add_argument("--host", choices=("auto", "direct", "nested"), default="auto",
+                        help="where KVM runs the guests (default: nested on KVM-PVM)")
+    parser.add_argument("--vmm", default=",".join(VMMS),
+                        help="comma-separated subset of: " + ", ".join(VMMS))
+    parser.add_argument("--run-timeout", type=float, default=DEFAULT_RUN_TIMEOUT,
+                        help="seconds allowed per boot")
+    parser.add_argument("--console-log", metavar="FILE", help="nested host console log")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mvtool bench boot``: run the benchmark, print the table or JSON."""
+    result = run_boot_bench(rounds=args.rounds, mem_mib=args.mem, host=args.host,
+                            vmms=tuple(v for v in args.vmm.split(",") if v),
+                            run_timeout=args.run_timeout, progress=not args.json,
+                            console_log=args.console_log)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
 def _inner_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m mvtool.bench_boot")
     p.add_argument("--inner", action="store_true", required=True)
