@@ -18,6 +18,9 @@ from cffi import FFI
 SHIM_DIR = Path(__file__).resolve().parent
 HEADER = SHIM_DIR / "mvshim.h"
 SOURCE = SHIM_DIR / "mvshim.c"
+#: Every C file compiled into the extension, and every header they include.
+C_SOURCES = ("mvshim.c", "mvbounds.c", "lean_abi.c")
+HEADERS = ("mvshim.h", "mvbounds.h")
 MODULE = "mvtool._mvshim"
 CFLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2"]
 
@@ -35,7 +38,7 @@ def source_digest(shim_dir: Path = SHIM_DIR) -> str:
     """Identity of the C sources, compiled into the extension (``mv_shim_digest()``) so a
     loader can tell a stale build from a current one. mvtool.kvm_shim computes the same."""
     digest = hashlib.sha256()
-    for name in ("mvshim.c", "mvshim.h"):
+    for name in C_SOURCES + HEADERS:
         digest.update((shim_dir / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -49,12 +52,13 @@ def make_builder(module: str = MODULE, extra_cflags: list[str] | None = None,
     ffi = FFI()
     ffi.cdef(cdef_text() + "\nconst char *mv_shim_digest(void);\n")
     if source_dir is not None:
-        sources, include = [f"{source_dir}/{SOURCE.name}"], [source_dir]
+        sources, include = [f"{source_dir}/{name}" for name in C_SOURCES], [source_dir]
     elif relative:
-        sources = [str(SOURCE.relative_to(SHIM_DIR.parent))]
-        include = [str(SHIM_DIR.relative_to(SHIM_DIR.parent))]
+        rel = SHIM_DIR.relative_to(SHIM_DIR.parent)
+        sources = [str(rel / name) for name in C_SOURCES]
+        include = [str(rel)]
     else:
-        sources, include = [str(SOURCE)], [str(SHIM_DIR)]
+        sources, include = [str(SHIM_DIR / name) for name in C_SOURCES], [str(SHIM_DIR)]
     ffi.set_source(
         module,
         '#include "mvshim.h"\n'
@@ -76,8 +80,8 @@ def build_inplace(target_dir: Path, module: str = MODULE) -> Path:
     work = Path(tempfile.mkdtemp(prefix=target_dir.name + ".", dir=target_dir.parent))
     try:
         (work / "src").mkdir()
-        for src in (SOURCE, HEADER):
-            shutil.copy2(src, work / "src" / src.name)
+        for name in C_SOURCES + HEADERS:
+            shutil.copy2(SHIM_DIR / name, work / "src" / name)
         # cffi compiles with the build directory as working directory: relative paths keep
         # object files inside it.
         ffi = make_builder(module, source_dir="src")

@@ -151,6 +151,10 @@ int mv_vcpu_complete_mmio_read(mv_vcpu *vcpu, const void *data, uint32_t len,
  * ecx, edx) as 6 uint32 each into `out`; *count receives the number of entries. */
 int mv_vm_supported_cpuid(mv_vm *vm, uint32_t *out, uint32_t max, uint32_t *count,
                           char *msg, size_t msglen);
+/* Lean-ABI accessors (lean_abi.c), bound by MicroVMM/FFI/Shim.lean. */
+uint64_t mv_lean_mem_size(size_t vm);
+uint64_t mv_lean_mem_read_u32(size_t vm, uint64_t gpa);
+uint32_t mv_lean_mem_write_u32(size_t vm, uint64_t gpa, uint32_t value);
 /* CDEF-END */
 
 #endif

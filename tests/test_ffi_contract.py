@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
+from kvm_util import KVM_DEVICE, needs_kvm
 from mvtool import paths
 
 SHIM = paths.SHIM_DIR
@@ -79,3 +79,33 @@ def test_range_check_boundaries() -> None:
         assert (gpa + length <= mem) == inside  # the axiom's mathematical statement
         if not inside:
             assert rc == -14
+
+
+@needs_kvm
+def test_lean_abi_accessors_bounds() -> None:
+    """memReadU32_ok_iff, memReadU32_fail_zero, memWriteU32_ok_iff: the Lean-ABI accessors
+    succeed exactly for four bytes inside RAM, return no data on failure, and a write is read
+    back."""
+    ffi, lib = _shim()
+    msg = ffi.new("char[256]")
+    out = ffi.new("mv_vm **")
+    assert lib.mv_vm_create(KVM_DEVICE.encode(), out, msg, 256) == 0, ffi.string(msg)
+    vm = out[0]
+    try:
+        size = 1 << 20
+        assert lib.mv_vm_set_memory(vm, size, msg, 256) == 0, ffi.string(msg)
+        handle = int(ffi.cast("uintptr_t", vm))
+        assert lib.mv_lean_mem_size(handle) == size
+        for gpa in (0, 4, size - 5, size - 4, size - 3, size - 1, size, size + 4, U64 - 2, U64):
+            inside = gpa + 4 <= size
+            wrote = lib.mv_lean_mem_write_u32(handle, gpa, 0xA5C3_0F1E)
+            assert (wrote == 1) == inside, hex(gpa)
+            got = lib.mv_lean_mem_read_u32(handle, gpa)
+            assert ((got >> 32) == 1) == inside, hex(gpa)
+            if inside:
+                assert got & 0xFFFF_FFFF == 0xA5C3_0F1E
+            else:
+                assert got == 0
+        assert lib.mv_lean_mem_read_u32(0, 0) == 0  # no VM: fails, returns nothing
+    finally:
+        lib.mv_vm_destroy(vm)

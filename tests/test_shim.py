@@ -13,6 +13,11 @@ import pytest
 from kvm_util import KVM_DEVICE, needs_kvm
 from mvtool.paths import SHIM_DIR
 
+sys.path.insert(0, str(SHIM_DIR))
+from build_shim import C_SOURCES, HEADERS  # noqa: E402
+
+sys.path.remove(str(SHIM_DIR))
+
 CFLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
 SANITIZE = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
             "-fno-omit-frame-pointer"]
@@ -26,17 +31,19 @@ def _cc() -> str:
 
 
 def test_shim_compiles_warning_free(tmp_path: Path) -> None:
-    proc = subprocess.run([_cc(), *CFLAGS, "-O2", "-c", str(SHIM_DIR / "mvshim.c"),
-                           "-o", str(tmp_path / "mvshim.o")], capture_output=True, text=True,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    for name in C_SOURCES:
+        proc = subprocess.run([_cc(), *CFLAGS, "-O2", "-c", str(SHIM_DIR / name),
+                               "-o", str(tmp_path / (name + ".o"))], capture_output=True,
+                              text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
 
 
 def test_c_unit_tests_under_sanitizers(tmp_path: Path) -> None:
     exe = tmp_path / "test_mvshim"
     proc = subprocess.run([_cc(), *CFLAGS, *SANITIZE, f"-I{SHIM_DIR}",
-                           str(SHIM_DIR / "tests" / "test_mvshim.c"), str(SHIM_DIR / "mvshim.c"),
+                           str(SHIM_DIR / "tests" / "test_mvshim.c"),
+                           *[str(SHIM_DIR / name) for name in C_SOURCES],
                            "-o", str(exe)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
@@ -50,15 +57,18 @@ def test_c_unit_tests_under_sanitizers(tmp_path: Path) -> None:
 
 def test_sanitizer_driver_reports_a_broken_check(tmp_path: Path) -> None:
     """The C driver can fail: with the overflow guard removed from mv_range_check it must."""
-    src = (SHIM_DIR / "mvshim.c").read_text()
-    guarded = "    if (len > mem_size - gpa)\n        return -EFAULT;\n"
+    src = (SHIM_DIR / "mvbounds.c").read_text()
+    guarded = "    if (len > mem_size - gpa)\n        return -MV_EFAULT;\n"
     assert guarded in src
-    mutant = tmp_path / "mvshim.c"
-    mutant.write_text(src.replace(guarded, "    if (gpa + len > mem_size)\n        return -EFAULT;\n"))
-    (tmp_path / "mvshim.h").write_text((SHIM_DIR / "mvshim.h").read_text())
+    for name in C_SOURCES + HEADERS:
+        (tmp_path / name).write_text((SHIM_DIR / name).read_text())
+    mutant = tmp_path / "mvbounds.c"
+    mutant.write_text(src.replace(guarded,
+                                  "    if (gpa + len > mem_size)\n        return -MV_EFAULT;\n"))
     exe = tmp_path / "test_mutant"
     proc = subprocess.run([_cc(), *CFLAGS, f"-I{tmp_path}",
-                           str(SHIM_DIR / "tests" / "test_mvshim.c"), str(mutant),
+                           str(SHIM_DIR / "tests" / "test_mvshim.c"),
+                           *[str(tmp_path / name) for name in C_SOURCES],
                            "-o", str(exe)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     run = subprocess.run([str(exe), "/nonexistent-kvm"], capture_output=True, text=True,

@@ -17,7 +17,8 @@ from types import ModuleType
 from mvtool.errors import MvtoolError
 from mvtool.paths import CACHE_DIR, SHIM_DIR
 
-_SOURCES = ("mvshim.c", "mvshim.h")
+#: Must list the files of shim/build_shim.py C_SOURCES + HEADERS, in that order.
+_SOURCES = ("mvshim.c", "mvbounds.c", "lean_abi.c", "mvshim.h", "mvbounds.h")
 
 
 def _source_digest() -> str | None:
