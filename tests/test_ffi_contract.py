@@ -26,7 +26,8 @@ def _run_wp(workdir: Path) -> tuple[int, int, str]:
     subprocess.run(["why3", "config", "detect"], env=env, cwd=workdir, check=True,
                    capture_output=True, timeout=120)
     out = subprocess.run(["frama-c", "-wp", "-wp-rte", "-wp-prover", "z3", "mvbounds.c"],
-                         env=env, cwd=workdir, capture_output=True, text=True, timeout=600)
+                         env=env, cwd=workdir, capture_output=True, text=True, timeout=600,
+                         check=False)
     log = out.stdout + out.stderr
     m = re.search(r"Proved goals:\s+(\d+)\s*/\s*(\d+)", log)
     assert m, f"no WP summary in Frama-C output:\n{log}"

@@ -14,7 +14,7 @@ from kvm_util import KVM_DEVICE, needs_kvm
 from mvtool.paths import SHIM_DIR
 
 sys.path.insert(0, str(SHIM_DIR))
-from build_shim import C_SOURCES, HEADERS  # noqa: E402
+from build_shim import C_SOURCES, HEADERS
 
 sys.path.remove(str(SHIM_DIR))
 

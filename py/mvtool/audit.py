@@ -94,11 +94,11 @@ def strip_comments_and_strings(text: str, *, keep_strings: bool = False) -> str:
     return "".join(out)
 
 
-_AXIOM = re.compile(r"^\s*(?:private\s+|protected\s+)?axiom\s+([^\s(:]+)", re.M)
+_AXIOM = re.compile(r"^\s*(?:private\s+|protected\s+)?axiom\s+([^\s(:]+)", re.MULTILINE)
 _EXTERN = re.compile(r'@\[\s*extern\s+"([^"]+)"\s*\]\s*(?:opaque|def|constant)\s+([^\s(:]+)')
 _EXTERN_BARE = re.compile(r"@\[\s*extern\b")
-_NAMESPACE = re.compile(r"^\s*namespace\s+(\S+)", re.M)
-_THEOREM = re.compile(r"^\s*theorem\s+([^\s(:]+)", re.M)
+_NAMESPACE = re.compile(r"^\s*namespace\s+(\S+)", re.MULTILINE)
+_THEOREM = re.compile(r"^\s*theorem\s+([^\s(:]+)", re.MULTILINE)
 
 
 def _line_of(text: str, pos: int) -> int:
@@ -113,7 +113,7 @@ def _namespace_at(clean: str, pos: int) -> str:
 
 def _c_definitions(shim_dir: Path) -> set[str]:
     defined: set[str] = set()
-    pattern = re.compile(r"^[A-Za-z_][\w \t\*]*?\b([A-Za-z_]\w*)\s*\([^;{]*\)\s*\{", re.M)
+    pattern = re.compile(r"^[A-Za-z_][\w \t\*]*?\b([A-Za-z_]\w*)\s*\([^;{]*\)\s*\{", re.MULTILINE)
     for c_file in sorted(shim_dir.glob("*.c")):
         defined.update(m.group(1) for m in pattern.finditer(c_file.read_text(errors="replace")))
     return defined
@@ -126,7 +126,7 @@ def _evidence_exists(root: Path, node_id: str) -> bool:
         return False
     if not func:
         return True
-    return re.search(rf"^\s*def {re.escape(func)}\s*\(", path.read_text(), re.M) is not None
+    return re.search(rf"^\s*def {re.escape(func)}\s*\(", path.read_text(), re.MULTILINE) is not None
 
 
 def audit(root: Path | None = None) -> dict:
@@ -242,8 +242,8 @@ def run(args: argparse.Namespace) -> int:
     for m in report["markers"]:
         counts[m["kind"]] = counts.get(m["kind"], 0) + 1
     print("\nProof-trust markers:")
-    for marker in TRUST_MARKERS:
-        print(f"  {marker:<15} {counts.get(marker, 0):>3}   {TRUST_MARKERS[marker]}")
+    for marker, meaning in TRUST_MARKERS.items():
+        print(f"  {marker:<15} {counts.get(marker, 0):>3}   {meaning}")
     n = len(report["bv_decide_theorems"])
     print(f"\nTheorems proved with bv_decide (through `{PROJECT_TACTIC}`): {n} — each adds its own "
           "`_native.bv_decide.ax_…` axiom under Lean ≥ 4.29 (names: `#print axioms`, not run here)")
