@@ -199,3 +199,12 @@ def test_parse_read_bench() -> None:
         67108864, 1.25)
     assert protocol.parse_read_bench(f"{protocol.READ_BENCH} bytes=x seconds=1") is None
     assert protocol.parse_read_bench("something else") is None
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="not a Debian host (no apt-get)")
+def test_apt_failure_is_one_line_error(tmp_path: Path) -> None:
+    from mvtool.guests.kernel import fetch_kernel
+
+    with pytest.raises(MvtoolError, match=r"apt-get download failed: .*linux-image-no-such"):
+        fetch_kernel("linux-image-no-such-kernel-amd64", cache=tmp_path, log=lambda _m: None)
+    assert not any(tmp_path.glob("*/.complete"))

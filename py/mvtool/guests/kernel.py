@@ -85,12 +85,11 @@ def find_cached_kernel(cache: Path = KERNEL_CACHE) -> DebianKernel | None:
     """The newest kernel already unpacked under ``cache``, or None."""
     if not cache.is_dir():
         return None
-    found = []
-    for stamp in sorted(cache.glob("*/.complete")):
-        root = stamp.parent
-        release = stamp.read_text().strip()
-        found.append(DebianKernel(package=root.name, release=release, root=root))
-    return found[-1] if found else None
+    stamps = sorted(cache.glob("*/.complete"), key=lambda p: p.stat().st_mtime)
+    if not stamps:
+        return None
+    root = stamps[-1].parent
+    return DebianKernel(package=root.name, release=stamps[-1].read_text().strip(), root=root)
 
 
 def fetch_kernel(package: str | None = None, *, cache: Path = KERNEL_CACHE,
@@ -100,7 +99,14 @@ def fetch_kernel(package: str | None = None, *, cache: Path = KERNEL_CACHE,
     Idempotent: an already unpacked package (marked by ``.complete``) is reused.
     """
     if package is None:
-        package = resolve_kernel_package()
+        try:
+            package = resolve_kernel_package()
+        except MvtoolError:
+            cached = find_cached_kernel(cache)
+            if cached is None:
+                raise
+            log(f"guest: apt unavailable, using the cached {cached.package}")
+            package = cached.package
     root = cache / package
     stamp = root / ".complete"
     if stamp.is_file():
