@@ -79,6 +79,9 @@ def _normalise_writable(dirs: Sequence[str | Path]) -> list[Path]:
             raise MvtoolError(f"nested host: writable share {d} is not a directory")
         if p == Path("/"):
             raise MvtoolError("nested host: the host root cannot be shared read-write")
+        if any(c.isspace() for c in str(p)):
+            raise MvtoolError(f"nested host: writable share {d}: paths with whitespace are not "
+                              "supported")
         if p not in out:
             out.append(p)
     # Parents first, so a share inside another one is mounted on top of it.
@@ -123,7 +126,8 @@ def l1_command(job_dir: Path, shares: Sequence[Path], *, memory_mib: int = L1_ME
         "-device", "virtio-9p-device,fsdev=host,mount_tag=host",
     ]
     for i, path in enumerate(shares):
-        cmd += ["-fsdev", f"local,id=w{i},path={path},security_model=none,multidevs=remap",
+        qpath = str(path).replace(",", ",,")  # QEMU option syntax: a comma is doubled
+        cmd += ["-fsdev", f"local,id=w{i},path={qpath},security_model=none,multidevs=remap",
                 "-device", f"virtio-9p-device,fsdev=w{i},mount_tag=w{i}"]
     return cmd
 
