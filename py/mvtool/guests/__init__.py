@@ -94,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="fetch Debian's kernel (apt) and build the guest and "
                        "nested-host initramfs images (cached, idempotent)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
+    only = b.add_mutually_exclusive_group()
+    only.add_argument("--linux-only", action="store_true", help="skip the freestanding guests")
+    only.add_argument("--freestanding-only", action="store_true",
+                      help="build only the freestanding guests (guests/freestanding/*.c)")
     i = sub.add_parser("info", help="show the built default guest")
     i.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -101,22 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "guest_command", None)
     if action == "build":
-        from mvtool.guests.build import build
-
-        quiet = args.json
-        res = build(log=(lambda _msg: None) if quiet else print)
-        g = default_guest()
+        report: dict = {}
+        if not args.freestanding_only:
+            report |= _build_linux(quiet=args.json)
+        if not args.linux_only:
+            report["freestanding"] = _build_freestanding(quiet=args.json)
         if args.json:
-            print(json.dumps(_describe(g) | {
-                "initrd_sha256": res.guest_sha256,
-                "host_initrd": str(res.host_initrd),
-                "host_initrd_sha256": res.host_sha256,
-            }, indent=2))
-        else:
-            print(f"guest: kernel  {g.kernel}")
-            print(f"guest: initrd  {g.initrd} (sha256 {res.guest_sha256[:16]})")
-            print(f"guest: host initrd {res.host_initrd} (sha256 {res.host_sha256[:16]})")
-            print(f"guest: cmdline {g.cmdline}")
+            print(json.dumps(report, indent=2))
         return 0
     if action == "info":
         g = default_guest()
@@ -127,6 +122,31 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{k:8} {v}")
         return 0
     raise MvtoolError("usage: mvtool guest {build,info} [--json]")
+
+
+def _build_linux(*, quiet: bool) -> dict:
+    from mvtool.guests.build import build
+
+    res = build(log=(lambda _msg: None) if quiet else print)
+    g = default_guest()
+    if not quiet:
+        print(f"guest: kernel  {g.kernel}")
+        print(f"guest: initrd  {g.initrd} (sha256 {res.guest_sha256[:16]})")
+        print(f"guest: host initrd {res.host_initrd} (sha256 {res.host_sha256[:16]})")
+        print(f"guest: cmdline {g.cmdline}")
+    return _describe(g) | {"initrd_sha256": res.guest_sha256, "host_initrd": str(res.host_initrd),
+                           "host_initrd_sha256": res.host_sha256}
+
+
+def _build_freestanding(*, quiet: bool) -> dict[str, str]:
+    from mvtool.freestanding_build import build_freestanding, guest_names
+
+    built = {}
+    for name in guest_names():
+        built[name] = str(build_freestanding(name))
+        if not quiet:
+            print(f"guest: freestanding {name} -> {built[name]}")
+    return built
 
 
 def _describe(g: LinuxGuest) -> dict:
