@@ -22,6 +22,7 @@ needs_kvm = pytest.mark.skipif(_REASON is not None, reason=str(_REASON))
 def test_verified_model_absorbs(attack):
     r = run_attack(BY_NAME[attack], "verified")
     assert r.outside_count == 0, r.outside_first
+    assert r.state_violations == 0, r.state_first
     assert r.exit_kind == "debug-exit", r.exit_reason
     assert r.guest_exit_code == 0, r.guest_line
     assert r.guest_line is not None and r.guest.get("exit") == "0"
@@ -37,6 +38,8 @@ def test_twin_register_rewrite_is_caught(attack):
     r = run_attack(BY_NAME[attack], "vulnerable")
     assert r.outcome == "caught"
     assert r.outside_count >= 1
+    # the runtime state monitor saw the rule break at the rewrite itself
+    assert "post-activation-immutable" in r.state_first
     assert r.exit_kind == "device-error" and "ContainmentViolation" in r.exit_reason
     # the guest never got to its verdict: the VMM stopped before the out-of-bounds access
     assert r.guest_line is None and r.last_step == "serve"

@@ -350,6 +350,8 @@ class AttackRun:
     accesses_checked: int
     outside_count: int
     outside_first: list[str]
+    state_violations: int
+    state_first: list[str]
     expected: str
     as_expected: bool
     smt: Refutation | None = None
@@ -359,6 +361,33 @@ class AttackRun:
         d = {k: v for k, v in self.__dict__.items() if k != "smt"}
         d["smt"] = self.smt.as_dict() if self.smt else None
         return d
+
+
+class MonitoredWindow:
+    """The device's MMIO window with the runtime state monitor on every register access: each
+    write is checked as a step ``pre -> post`` of the model, each read against the selected
+    queue (``mvtool.monitor.StateMonitor``, record mode)."""
+
+    def __init__(self, dev: Any, monitor: Any):
+        self.dev, self.monitor = dev, monitor
+        self._config = dev._config_base
+
+    def read(self, offset: int, size: int) -> int:
+        """Forward a read; check queue-register reads."""
+        value = int(self.dev.read(offset, size))
+        if offset < self._config and size == 4:
+            self.monitor.read(self.dev.state, offset, value)
+        return value
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        """Forward a write; check the step it made."""
+        pre = self.dev.state
+        try:
+            self.dev.write(offset, size, value)
+        finally:
+            if offset < self._config:
+                post = self.dev.state
+                self.monitor.write(pre, offset, value & 0xFFFF_FFFF, post)
 
 
 def _classify(model: str, stop_kind: str, guest_exit: int | None, outside: int) -> str:
@@ -382,6 +411,7 @@ def run_attack(attack: Attack, model_name: str, *, stop: bool = True, timeout: f
     """Build ``attack``, boot it on KVM with a virtio-blk device over a scratch disk driven by
     the ``model_name`` model and the access monitor, and report what happened."""
     from mvtool.fuzz import quiet_device_log
+    from mvtool.monitor import StateMonitor
     from mvtool.vmm import platform
     from mvtool.vmm.access_log import AccessMonitor
     from mvtool.vmm.freestanding import run_freestanding
@@ -391,6 +421,7 @@ def run_attack(attack: Attack, model_name: str, *, stop: bool = True, timeout: f
     model = load_model(model_name)
     binary = build_attack(attack)
     monitor = AccessMonitor(record_only=not stop, name="virtio-blk")
+    states = StateMonitor(model)
     devices: list[VirtioMmioDevice] = []
     with tempfile.TemporaryDirectory(prefix="mvtool-attack-") as tmp:
         disk = Path(tmp) / "disk.img"
@@ -402,8 +433,8 @@ def run_attack(attack: Attack, model_name: str, *, stop: bool = True, timeout: f
                                        backend, model=model, ram_base=0,
                                        ram_size=machine.memory.size, monitor=monitor,
                                        name="virtio-blk")
-                machine.attach_mmio(platform.VIRTIO_MMIO_BASE, platform.VIRTIO_MMIO_SIZE, dev,
-                                    "virtio-blk")
+                machine.attach_mmio(platform.VIRTIO_MMIO_BASE, platform.VIRTIO_MMIO_SIZE,
+                                    MonitoredWindow(dev, states), "virtio-blk")
                 devices.append(dev)
 
             with quiet_device_log():
@@ -428,6 +459,8 @@ def run_attack(attack: Attack, model_name: str, *, stop: bool = True, timeout: f
         accesses_checked=sum(monitor.accesses.values()),
         outside_count=monitor.violation_count,
         outside_first=[str(v) for v in monitor.violations[:3]],
+        state_violations=states.total_violations,
+        state_first=sorted({v.check for v in states.violations}),
         expected=expected,
         as_expected=expected == "any" or outcome == expected,
     )
@@ -450,6 +483,8 @@ def _text(run: AttackRun) -> list[str]:
                f"{run.outside_count} outside the regions validated at activation")
     for v in run.outside_first:
         out.append(f"    {v}")
+    out.append(f"  state monitor: {run.state_violations} violation(s) over the register steps"
+               + (f" ({', '.join(run.state_first)})" if run.state_first else ""))
     out.append(f"  VMM:    {run.exit_kind}: {run.exit_reason} ({run.seconds:.2f} s)")
     if run.smt is not None:
         out.extend("  " + x for x in run.smt.lines())
