@@ -140,7 +140,7 @@ void vq_push(struct vq *q, uint16_t head);
 void vq_notify(struct vq *q);
 /* The used ring's idx as the device last wrote it. */
 uint16_t vq_used_idx(struct vq *q);
-/* Wait (at most `spins` polls) for the next used element; 1 and *id/*len when there is one,
+/* Wait (at most `spins` polls) for the next used element; 1 (filling id and len) when there is one,
  * 0 on timeout. */
 int vq_poll_used(struct vq *q, uint32_t *id, uint32_t *len, uint32_t spins);
 
