@@ -12,5 +12,5 @@ import MicroVMM.Obligations.Status
 # The proof obligations
 
 Index of the modules generated from the invariant catalogue (`spec/invariants.yaml`):
-35 obligations in 8 groups.
+38 obligations in 8 groups.
 -/

@@ -5,7 +5,7 @@ import MicroVMM.Model.Invariant
 /-!
 # Obligations: Invariant
 
-Group `Invariant` of the invariant catalogue (`spec/invariants.yaml`): 4 obligations.
+Group `Invariant` of the invariant catalogue (`spec/invariants.yaml`): 7 obligations.
 Each is proved by the project tactic `mvvm_decide`; `mvtool prove` checks the same statements with
 the SMT backend, and `mvtool prove --mutants` checks that each is refuted by a seeded bug of the
 model (`tests/mutants/mutants.yaml`).
@@ -26,15 +26,49 @@ theorem wf_initial (deviceId : BitVec 32) (features : BitVec 64) (ramBase : BitV
       wellFormed (initState deviceId features ramBase ramSize) := by
   mvvm_decide
 
-/-- **Every register write preserves the invariant** (`invariant`)
+/-- **Every register write keeps the RAM range valid** (`invariant`)
 
-Inductive step for driver actions: whatever offset and value the guest writes, a well-formed
-state stays well-formed. Together with `wf_initial` this makes `wellFormed` hold in every
-reachable state, without any bound on the length of the guest's register trace.
+Inductive step for driver actions, first conjunct of `wellFormed`: the guest-RAM range the VMM
+fixed at creation stays non-empty and non-wrapping whatever the guest writes (including a
+reset). The four `wf_write_*` obligations together are `wellFormed s → wellFormed (mmioWrite s
+off v)`, split so that each part is checked and reported on its own.
 
-Source: CVE-2026-5747; VirtIO 1.2 §4.2.2 -/
-theorem wf_preserved_by_write (s : State) (off : BitVec 32) (v : BitVec 32) :
-    wellFormed s → wellFormed (mmioWrite s off v) := by
+Source: VirtIO 1.2 §4.2.2 -/
+theorem wf_write_ram_valid (s : State) (off : BitVec 32) (v : BitVec 32) :
+    wellFormed s → ramValid (mmioWrite s off v) := by
+  mvvm_decide
+
+/-- **Every register write keeps Status a reachable value of the state machine** (`invariant`)
+
+Second conjunct of `wellFormed`: Status is always a prefix of ACKNOWLEDGE → DRIVER → FEATURES_OK
+→ DRIVER_OK, possibly with DEVICE_NEEDS_RESET or FAILED added.
+
+Source: VirtIO 1.2 §3.1.1, §2.1; Firecracker PR #5818 (status as a state machine) -/
+theorem wf_write_status_reachable (s : State) (off : BitVec 32) (v : BitVec 32) :
+    wellFormed s → statusReachable (mmioWrite s off v) := by
+  mvvm_decide
+
+/-- **Every register write keeps every ready queue validly sized** (`invariant`)
+
+Third conjunct of `wellFormed`: no write makes a queue ready with an invalid size or changes the
+size of a ready queue.
+
+Source: VirtIO 1.2 §2.7; Firecracker PR #5818 (queue init rejects size 0, size > max, non-powers of two) -/
+theorem wf_write_ready_queues_sized (s : State) (off : BitVec 32) (v : BitVec 32) :
+    wellFormed s → readyQueuesSized (mmioWrite s off v) := by
+  mvvm_decide
+
+/-- **Every register write keeps the activation check true while DRIVER_OK is set** (`invariant`)
+
+Fourth conjunct of `wellFormed`, the one CVE-2026-5747 broke: while DRIVER_OK is set the queue
+layout still passes the activation check, because DRIVER_OK is only set by a passing check and
+the checked configuration is frozen until reset. Together with `wf_initial` this makes the
+invariant hold in every reachable state, without any bound on the length of the guest's register
+trace.
+
+Source: CVE-2026-5747; VirtIO 1.2 §4.2.2.3 -/
+theorem wf_write_active_layout_valid (s : State) (off : BitVec 32) (v : BitVec 32) :
+    wellFormed s → activeLayoutValid (mmioWrite s off v) := by
   mvvm_decide
 
 /-- **Signalling a used buffer preserves the invariant** (`invariant`)

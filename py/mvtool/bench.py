@@ -1,0 +1,133 @@
+"""``mvtool bench``: benchmarks, reported (never asserted in tests).
+
+* ``bench prove`` — the SMT check of the whole catalogue and of a single obligation, end to end
+  (catalogue validation, model loading, type-checking, solving), median of ``--runs`` runs.
+  Targets: whole catalogue < 10 s, one obligation < 1 s.
+* ``bench boot`` — boot benchmarks against a peer VMM; implemented by
+  :func:`mvtool.bench_boot.run_boot_bench`, imported only when this sub-benchmark runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+from mvtool.errors import MvtoolError
+
+#: targets of ``bench prove`` (seconds), reported next to the measurements
+TARGET_WHOLE_S = 10.0
+TARGET_ONE_S = 1.0
+
+
+def _measure(fn: Any, runs: int) -> tuple[list[float], Any]:
+    times = []
+    last = None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        last = fn()
+        times.append(time.perf_counter() - t0)
+    return times, last
+
+
+def bench_prove(runs: int, obligation: str | None, timeout_s: float, jobs: int) -> dict[str, Any]:
+    """Time ``prove`` on the whole catalogue and on one obligation; medians of ``runs`` runs."""
+    from mvtool import prove
+    from mvtool.paths import ROOT
+
+    def whole() -> Any:
+        return prove.prove(ROOT, backends=("smt",), timeout_s=timeout_s, jobs=jobs)[0]
+
+    checked_all = None
+    whole_times, checked_all = _measure(whole, runs)
+    one_id = obligation or checked_all[0].obligation.id
+
+    def one() -> Any:
+        return prove.prove(ROOT, backends=("smt",), only=[one_id], timeout_s=timeout_s,
+                           jobs=1)[0]
+
+    one_times, checked_one = _measure(one, runs)
+    summary = prove.summarise(checked_all, ("smt",))
+    slowest = sorted(((c.results["smt"].get("seconds", 0.0), c.obligation.id,
+                       c.results["smt"]["status"]) for c in checked_all), reverse=True)[:5]
+    return {
+        "runs": runs,
+        "jobs": jobs,
+        "timeout_s": timeout_s,
+        "whole": {"obligations": len(checked_all), "median_s": statistics.median(whole_times),
+                  "times_s": whole_times, "target_s": TARGET_WHOLE_S,
+                  "status_counts": summary["smt"]["counts"]},
+        "one": {"obligation": one_id, "median_s": statistics.median(one_times),
+                "times_s": one_times, "target_s": TARGET_ONE_S,
+                "status": checked_one[0].results["smt"]["status"]},
+        "slowest": [{"obligation": i, "seconds": s, "status": st} for s, i, st in slowest],
+    }
+
+
+def _print_prove(r: dict[str, Any]) -> None:
+    w, o = r["whole"], r["one"]
+
+    def verdict(x: float, target: float) -> str:
+        return "within target" if x < target else "ABOVE target"
+
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(w["status_counts"].items()))
+    print(f"prove benchmark: median of {r['runs']} run(s), {r['jobs']} SMT process(es), "
+          f"SMT limit {r['timeout_s']:g} s per obligation")
+    print(f"  whole catalogue ({w['obligations']} obligations): {w['median_s']:.2f} s "
+          f"(target < {w['target_s']:g} s: {verdict(w['median_s'], w['target_s'])}; {counts})")
+    print(f"  one obligation ({o['obligation']}): {o['median_s']:.3f} s "
+          f"(target < {o['target_s']:g} s: {verdict(o['median_s'], o['target_s'])}; "
+          f"{o['status']})")
+    print("  slowest obligations: " + ", ".join(f"{x['obligation']} {x['seconds']:.2f} s"
+                                              for x in r["slowest"]))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``mvtool bench``."""
+    sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK")
+    p = sub.add_parser("prove", help="SMT check of the whole catalogue and of one obligation")
+    p.add_argument("--runs", type=int, default=5, help="runs per measurement (median; default 5)")
+    p.add_argument("--obligation", metavar="ID", help="the single obligation (default: first)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="SMT time limit per obligation (default 60)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="parallel SMT processes for the whole catalogue (default 1)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    b = sub.add_parser("boot", help="boot benchmark against a peer VMM (mvtool.bench_boot)")
+    b.add_argument("--runs", type=int, default=5, help="runs per measurement (median; default 5)")
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the boot benchmark")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``mvtool bench``."""
+    if not getattr(args, "bench", None):
+        raise MvtoolError("choose a benchmark: prove or boot (see `mvtool bench --help`)")
+    if args.runs < 1:
+        raise MvtoolError("--runs must be at least 1")
+    if args.bench == "boot":
+        try:
+            from mvtool.bench_boot import run_boot_bench
+        except ModuleNotFoundError as exc:
+            if exc.name and "bench_boot" in exc.name:
+                raise MvtoolError("the boot benchmark is not available in this installation "
+                                  "(module mvtool.bench_boot missing)") from None
+            raise
+        return int(run_boot_bench(runs=args.runs, as_json=args.json, argv=list(args.rest)) or 0)
+    if args.timeout <= 0 or args.jobs < 1:
+        raise MvtoolError("--timeout must be positive and --jobs at least 1")
+    from mvtool.catalogue import load_catalogue
+    from mvtool.paths import ROOT
+
+    if args.obligation and args.obligation not in load_catalogue(ROOT).by_id():
+        raise MvtoolError(f"unknown obligation id {args.obligation!r}")
+    result = bench_prove(args.runs, args.obligation, args.timeout, args.jobs)
+    if args.json:
+        json.dump({"prove": result}, sys.stdout, indent=2)
+        print()
+    else:
+        _print_prove(result)
+    return 0
