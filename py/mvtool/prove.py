@@ -272,11 +272,11 @@ class Describer:
     def status(self, v: int) -> str:
         if v == 0:
             return "reset"
-        names = [n for b, n in sorted(self.status_bits.items()) if v & b]
+        names = [_split_camel(n) for b, n in sorted(self.status_bits.items()) if v & b]
         rest = v & ~sum(b for b in self.status_bits if v & b)
         if rest:
             names.append(f"{rest:#x}")
-        return "|".join(_split_camel(n) for n in names)
+        return "|".join(names)
 
     def field(self, path: str, v: Any) -> str:
         last = path.rsplit(".", 1)[-1]
@@ -396,7 +396,8 @@ def print_matrix(checked: list[Checked], backends: tuple[str, ...], project: Any
         counts = summary[b]["counts"]
         text = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
         parts.append(f"{b}: {text}")
-    print(f"\n{len(checked)} obligations; " + "; ".join(parts) + f" ({wall:.1f} s)")
+    noun = "obligation" if len(checked) == 1 else "obligations"
+    print(f"\n{len(checked)} {noun}; " + "; ".join(parts) + f" ({wall:.1f} s)")
     lean_na = [c.results["lean"] for c in checked
                if c.results.get("lean", {}).get("status") == "not_available"]
     if lean_na:
