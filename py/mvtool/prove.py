@@ -193,15 +193,11 @@ class MutantOutcome:
 
 def mutant_project(root: Path, mutant: cat.Mutant) -> Any:
     """The model project with ``mutant`` applied in memory."""
-    from mvtool.leanprofile import ProfileError
-
     overrides = mutant.apply(root)
     try:
         return gen.load_model(root, overrides)
     except MvtoolError as exc:
         raise MvtoolError(f"mutant {mutant.id!r} is outside the profile: {exc}") from None
-    except ProfileError as exc:  # pragma: no cover - load_model converts it
-        raise MvtoolError(f"mutant {mutant.id!r}: {exc}") from None
 
 
 def run_mutants(root: Path, *, only: list[str] | None = None,
@@ -405,7 +401,7 @@ def print_matrix(checked: list[Checked], backends: tuple[str, ...], project: Any
               "`not available` is never a proof.")
 
 
-def print_mutants(outcomes: list[MutantOutcome], project_for: Any) -> None:
+def print_mutants(outcomes: list[MutantOutcome]) -> None:
     """Human-readable mutant results."""
     w = max([len("mutant")] + [len(o.mutant.id) for o in outcomes])
     for o in outcomes:
@@ -463,7 +459,7 @@ def run(args: argparse.Namespace) -> int:
                       sys.stdout, indent=2)
             print()
         else:
-            print_mutants(outcomes, None)
+            print_mutants(outcomes)
         return 0 if killed == len(outcomes) else 1
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     checked, project = prove(ROOT, backends=backends, only=args.only, timeout_s=args.timeout,
