@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct mv_vm {
@@ -340,6 +341,84 @@ int mv_mem_pwrite(mv_vm *vm, int fd, uint64_t gpa, uint64_t len, int64_t file_of
                   uint64_t *done, char *msg, size_t msglen)
 {
     return file_xfer(vm, fd, gpa, len, file_offset, 0, done, msg, msglen);
+}
+
+/* Scatter/gather: at most this many iovecs per preadv/pwritev call (Linux UIO_MAXIOV). */
+#define MV_IOV_BATCH 1024
+
+static int file_xferv(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t off,
+                      int to_guest, uint64_t *done, char *msg, size_t msglen)
+{
+    const char *what = to_guest ? "preadv into guest" : "pwritev from guest";
+    if (done != NULL)
+        *done = 0;
+    if (vm == NULL)
+        return fail(msg, msglen, EINVAL, "null VM");
+    if (nseg > MV_SG_MAX || (segs == NULL && nseg > 0))
+        return fail(msg, msglen, EINVAL, "%s: %u segments (at most %d)", what, nseg, MV_SG_MAX);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nseg; i++) {
+        int rc = mem_check(vm, segs[2 * i], segs[2 * i + 1], what, msg, msglen);
+        if (rc != 0)
+            return rc;
+        total += segs[2 * i + 1]; /* each len <= mem_size <= 2^46, nseg <= 4096: no overflow */
+    }
+    if (off < 0 || (uint64_t)off > (uint64_t)INT64_MAX - total)
+        return fail(msg, msglen, EINVAL, "%s: bad file offset %lld", what, (long long)off);
+    struct iovec iov[MV_IOV_BATCH];
+    uint64_t moved = 0;
+    uint32_t seg = 0;
+    uint64_t within = 0; /* bytes of segs[seg] already moved */
+    while (seg < nseg) {
+        int n_iov = 0;
+        for (uint32_t i = seg; i < nseg && n_iov < MV_IOV_BATCH; i++) {
+            uint64_t skip = i == seg ? within : 0;
+            uint64_t len = segs[2 * i + 1] - skip;
+            if (len == 0)
+                continue;
+            iov[n_iov].iov_base = vm->mem + segs[2 * i] + skip;
+            iov[n_iov].iov_len = (size_t)len;
+            n_iov++;
+        }
+        if (n_iov == 0)
+            break;
+        off_t at = (off_t)(off + (int64_t)moved);
+        ssize_t n = to_guest ? preadv(fd, iov, n_iov, at) : pwritev(fd, iov, n_iov, at);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            if (done != NULL)
+                *done = moved;
+            return fail(msg, msglen, err, "%s at file offset %lld", what, (long long)at);
+        }
+        if (n == 0)
+            break; /* end of file */
+        moved += (uint64_t)n;
+        uint64_t left = (uint64_t)n;
+        while (seg < nseg && left >= segs[2 * seg + 1] - within) {
+            left -= segs[2 * seg + 1] - within;
+            within = 0;
+            seg++;
+        }
+        within += left;
+    }
+    if (done != NULL)
+        *done = moved;
+    ok(msg, msglen);
+    return 0;
+}
+
+int mv_mem_preadv(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t file_offset,
+                  uint64_t *done, char *msg, size_t msglen)
+{
+    return file_xferv(vm, fd, segs, nseg, file_offset, 1, done, msg, msglen);
+}
+
+int mv_mem_pwritev(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t file_offset,
+                   uint64_t *done, char *msg, size_t msglen)
+{
+    return file_xferv(vm, fd, segs, nseg, file_offset, 0, done, msg, msglen);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -25,7 +25,8 @@ typedef struct mv_vcpu mv_vcpu;
 
 enum {
     MV_KVM_API_VERSION = 12,
-    MV_MSG_LEN = 256
+    MV_MSG_LEN = 256,
+    MV_SG_MAX = 4096
 };
 
 /* Exit kinds reported by mv_vcpu_run (a stable subset of KVM's exit reasons). */
@@ -122,6 +123,15 @@ int mv_mem_pread(mv_vm *vm, int fd, uint64_t gpa, uint64_t len, int64_t file_off
                  uint64_t *done, char *msg, size_t msglen);
 int mv_mem_pwrite(mv_vm *vm, int fd, uint64_t gpa, uint64_t len, int64_t file_offset,
                   uint64_t *done, char *msg, size_t msglen);
+/* Scatter/gather file <-> guest memory for one request: `segs` holds `nseg` (gpa, len) pairs
+ * (at most MV_SG_MAX). Every range is bounds-checked before any byte moves (-EFAULT, nothing
+ * transferred); then the file is read (preadv) into, or written (pwritev) from, the ranges in
+ * order, starting at file_offset, looping over short transfers. *done receives the bytes moved
+ * (short only at end of file). */
+int mv_mem_preadv(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t file_offset,
+                  uint64_t *done, char *msg, size_t msglen);
+int mv_mem_pwritev(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t file_offset,
+                   uint64_t *done, char *msg, size_t msglen);
 
 /* Create vCPU `id`, map its kvm_run and install KVM_GET_SUPPORTED_CPUID as its CPUID. */
 int mv_vcpu_create(mv_vm *vm, uint32_t id, mv_vcpu **out, char *msg, size_t msglen);

@@ -189,6 +189,46 @@ class TestGuestMemory:
         assert data[4096:4608] == b"Z" * 512
         assert data[:4096] == payload[:4096]
 
+    def test_scatter_gather_file_copies(self, vm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        from mvtool.vmm.kvm import GuestMemoryError
+
+        mem = vm.memory
+        payload = os.urandom(8192)
+        f = tmp_path / "disk.img"
+        f.write_bytes(payload)
+        fd = os.open(f, os.O_RDWR)
+        try:
+            # three ranges, out of address order, one empty: consecutive file bytes, in order
+            segs = [0x30000, 1000, 0x10000, 0, 0x20000, 3096]
+            assert mem.preadv_from(fd, segs, 100) == 4096
+            assert mem.read(0x30000, 1000) == payload[100:1100]
+            assert mem.read(0x20000, 3096) == payload[1100:4196]
+            # short at the end of the file
+            assert mem.preadv_from(fd, [0x40000, 8, 0x41000, 4096], 8192 - 20) == 20
+            # one range outside RAM: refused before anything moves
+            mem.write(0x50000, bytes(64))
+            with pytest.raises(GuestMemoryError):
+                mem.preadv_from(fd, [0x50000, 64, self.SIZE - 8, 16], 0)
+            assert mem.read(0x50000, 64) == bytes(64)
+            with pytest.raises(GuestMemoryError):
+                mem.pwritev_to(fd, [-4096, 16], 0)
+            # gather back into the file
+            assert mem.pwritev_to(fd, segs, 4096) == 4096
+        finally:
+            os.close(fd)
+        assert f.read_bytes()[4096:8192] == payload[100:4196]
+
+    def test_read_desc_unpacks_a_descriptor(self, vm) -> None:  # type: ignore[no-untyped-def]
+        import struct
+
+        from mvtool.vmm.kvm import GuestMemoryError
+
+        mem = vm.memory
+        mem.write(0x6000, struct.pack("<QIHH", 0x1234_5678_9ABC, 0x200, 3, 7))
+        assert mem.read_desc(0x6000) == (0x1234_5678_9ABC, 0x200, 3, 7)
+        with pytest.raises(GuestMemoryError):
+            mem.read_desc(self.SIZE - 8)
+
     def test_supported_cpuid_has_vendor_leaf(self, vm) -> None:  # type: ignore[no-untyped-def]
         table = vm.supported_cpuid()
         leaf0 = [e for e in table if e.function == 0]

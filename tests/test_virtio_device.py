@@ -295,6 +295,49 @@ def test_data_direction_mismatch_is_ioerr(model, mem, disk):
     assert disk.read_bytes() == before
 
 
+def test_scattered_data_buffers_and_a_batch_per_notify(model, mem, disk):
+    """A request whose data is spread over several buffers (as Linux sends them: one per page)
+    moves consecutive sectors to and from the buffers in chain order; several chains published
+    before one notify are all served by it, with one interrupt."""
+    dev, drv, line = make(model, mem, disk)
+    drv.start()
+    bufs = [(0x24000, 1024), (0x22000, 512), (0x26000, 1536)]
+    disk_bytes = disk.read_bytes()
+
+    def chain(head: int, hdr: int, status: int, req_type: int, sector: int) -> None:
+        mem.write(hdr, struct.pack("<IIQ", req_type, 0, sector))
+        drv.put_desc(head, hdr, 16, NEXT, head + 1)
+        for i, (addr, length) in enumerate(bufs):
+            drv.put_desc(head + 1 + i, addr, length,
+                         NEXT | (WRITE if req_type == T_IN else 0), head + 2 + i)
+        drv.put_desc(head + 1 + len(bufs), status, 1, WRITE)
+        mem.write_u16(AVAIL + 4 + 2 * (drv.avail_idx % QSIZE), head)
+        drv.avail_idx += 1
+
+    chain(0, HDR, STATUS_BYTE, T_IN, 2)
+    mem.write_u16(AVAIL + 2, drv.avail_idx)
+    drv.w(QUEUE_NOTIFY, 0)
+    assert drv.used() == [(0, 3073)] and mem.read_u8(STATUS_BYTE) == S_OK
+    got = b"".join(mem.read(a, n) for a, n in bufs)
+    assert got == disk_bytes[2 * 512:2 * 512 + 3072]
+    # write them back elsewhere with a gather, while a second read is queued behind it
+    drv.w(INT_ACK, 1)
+    raised = line.raised
+    chain(0, HDR, STATUS_BYTE, T_OUT, 20)
+    mem.write(HDR + 0x100, struct.pack("<IIQ", T_FLUSH, 0, 0))
+    drv.put_desc(5, HDR + 0x100, 16, NEXT, 6)
+    drv.put_desc(6, STATUS_BYTE + 1, 1, WRITE)
+    mem.write_u16(AVAIL + 4 + 2 * (drv.avail_idx % QSIZE), 5)
+    drv.avail_idx += 1
+    mem.write_u16(AVAIL + 2, drv.avail_idx)
+    drv.w(QUEUE_NOTIFY, 0)
+    assert drv.used() == [(0, 1), (5, 1)]
+    assert line.raised == raised + 1
+    assert disk.read_bytes()[20 * 512:20 * 512 + 3072] == got
+    assert dev.backend.counts == {"in": 1, "out": 1, "flush": 1}
+    assert dev.monitor.violation_count == 0
+
+
 # --- malformed chains: DEVICE_NEEDS_RESET, no crash -----------------------------------------
 
 def _expect_needs_reset(dev, drv, line, disk_before: bytes, disk: Path) -> None:

@@ -109,6 +109,35 @@ static int test_guest_memory(const char *kvm)
         CHECK(pread(fd, file_back, sizeof(file_back), 8192) == (ssize_t)sizeof(file_back));
         CHECK(memcmp(file_back, data, sizeof(file_back)) == 0);
         CHECK(mv_mem_pread(vm, -1, 0, 16, 0, &done, msg, sizeof(msg)) == -EBADF);
+        /* Scatter/gather: three guest ranges filled from consecutive file bytes. */
+        uint64_t segs[] = {0x5000, 100, 0x7000, 0, 0x6000, 412};
+        CHECK(mv_mem_preadv(vm, fd, segs, 3, 8, &done, msg, sizeof(msg)) == 0);
+        CHECK(done == 512);
+        CHECK(mv_mem_read(vm, 0x5000, got, 100, msg, sizeof(msg)) == 0);
+        CHECK(memcmp(got, data + 8, 100) == 0);
+        CHECK(mv_mem_read(vm, 0x6000, got, 412, msg, sizeof(msg)) == 0);
+        CHECK(memcmp(got, data + 108, 412) == 0);
+        /* Short at end of file: the first range full, the second partly. */
+        uint64_t tail[] = {0x8000, 16, 0x9000, 64};
+        CHECK(mv_mem_preadv(vm, fd, tail, 2, 8192 + 512 - 40, &done, msg, sizeof(msg)) == 0);
+        CHECK(done == 40);
+        /* One range outside RAM: refused before anything moves. */
+        uint8_t zero[64];
+        memset(zero, 0, sizeof(zero));
+        CHECK(mv_mem_write(vm, 0xa000, zero, sizeof(zero), msg, sizeof(msg)) == 0);
+        uint64_t bad[] = {0xa000, 64, size - 8, 16};
+        CHECK(mv_mem_preadv(vm, fd, bad, 2, 0, &done, msg, sizeof(msg)) == -EFAULT);
+        CHECK(done == 0);
+        CHECK(mv_mem_read(vm, 0xa000, got, 64, msg, sizeof(msg)) == 0);
+        CHECK(memcmp(got, zero, 64) == 0);
+        uint64_t wrap[] = {UINT64_MAX - 7, 16};
+        CHECK(mv_mem_pwritev(vm, fd, wrap, 1, 0, &done, msg, sizeof(msg)) == -EFAULT);
+        CHECK(mv_mem_preadv(vm, fd, segs, MV_SG_MAX + 1, 0, &done, msg, sizeof(msg)) == -EINVAL);
+        /* Gather: two guest ranges written back to back into the file. */
+        CHECK(mv_mem_pwritev(vm, fd, segs, 3, 16384, &done, msg, sizeof(msg)) == 0);
+        CHECK(done == 512);
+        CHECK(pread(fd, file_back, sizeof(file_back), 16384) == (ssize_t)sizeof(file_back));
+        CHECK(memcmp(file_back, data + 8, sizeof(file_back)) == 0);
         close(fd);
     }
     mv_vm_destroy(vm);

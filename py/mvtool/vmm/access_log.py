@@ -208,6 +208,12 @@ class AccessMonitor:
                     return
         self._violation(Access(kind, gpa, length, queue))
 
+    def check_ranges(self, kind: AccessKind, segs: list[int], queue: int) -> None:
+        """:meth:`check` for each range of ``segs`` (flat ``gpa, len`` pairs), in order."""
+        check = self.check
+        for i in range(0, len(segs), 2):
+            check(kind, segs[i], segs[i + 1], queue)
+
     def _violation(self, access: Access) -> None:
         reason = self._why(access) or "outside the validated regions"
         violation = Violation(access, reason)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import errno as errno_mod
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -17,6 +19,9 @@ from mvtool.errors import MvtoolError
 from mvtool.kvm_shim import load
 
 _MSG_LEN = 256
+#: Reads up to this many bytes (ring entries, descriptors) reuse one buffer.
+_SCRATCH_LEN = 64
+_DESC_UNPACK = struct.Struct("<QIHH").unpack_from
 
 
 class KvmError(MvtoolError):
@@ -81,6 +86,9 @@ class GuestMemory(_ShimObject):
         super().__init__()
         self._vm = vm
         self.size = size
+        self._scratch = self._ffi.new("uint8_t[]", _SCRATCH_LEN)
+        self._scratch_view = self._ffi.buffer(self._scratch)
+        self._done = self._ffi.new("uint64_t *")
 
     def _mem_check(self, rc: int) -> None:
         if rc == -errno_mod.EFAULT:
@@ -91,18 +99,36 @@ class GuestMemory(_ShimObject):
         """Bytes [gpa, gpa+length) of guest RAM; GuestMemoryError if not all inside RAM."""
         if gpa < 0 or length < 0:
             raise GuestMemoryError(f"negative guest range {gpa:#x}+{length:#x}", errno_mod.EFAULT)
+        if 0 < length <= _SCRATCH_LEN:
+            # Ring entries and descriptors: no allocation per access.
+            rc = self._lib.mv_mem_read(self._vm._ptr, gpa, self._scratch, length, self._msg,
+                                       _MSG_LEN)
+            if rc:
+                self._mem_check(rc)
+            return self._scratch_view[:length]
         buf = self._ffi.new("uint8_t[]", length) if length else self._ffi.NULL
         self._mem_check(self._lib.mv_mem_read(self._vm._ptr, gpa, buf, length, self._msg,
                                               _MSG_LEN))
         return bytes(self._ffi.buffer(buf, length)) if length else b""
 
+    def read_desc(self, gpa: int) -> tuple[int, int, int, int]:
+        """The split-ring descriptor at gpa, unpacked: ``(addr, len, flags, next)``
+        (VirtIO 1.2 §2.7.5); GuestMemoryError if its 16 bytes are not all inside RAM."""
+        if gpa < 0:
+            raise GuestMemoryError(f"negative guest address {gpa:#x}", errno_mod.EFAULT)
+        rc = self._lib.mv_mem_read(self._vm._ptr, gpa, self._scratch, 16, self._msg, _MSG_LEN)
+        if rc:
+            self._mem_check(rc)
+        return _DESC_UNPACK(self._scratch_view)
+
     def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
         """Store ``data`` at gpa; GuestMemoryError (nothing written) if not all inside RAM."""
         if gpa < 0:
             raise GuestMemoryError(f"negative guest address {gpa:#x}", errno_mod.EFAULT)
-        raw = bytes(data)
-        self._mem_check(self._lib.mv_mem_write(self._vm._ptr, gpa, raw, len(raw), self._msg,
-                                               _MSG_LEN))
+        raw = data if type(data) is bytes else bytes(data)
+        rc = self._lib.mv_mem_write(self._vm._ptr, gpa, raw, len(raw), self._msg, _MSG_LEN)
+        if rc:
+            self._mem_check(rc)
 
     def read_u8(self, gpa: int) -> int:
         """Little-endian unsigned 8-bit load."""
@@ -155,6 +181,32 @@ class GuestMemory(_ShimObject):
         self._mem_check(self._lib.mv_mem_pwrite(self._vm._ptr, fd, gpa, length, file_offset,
                                                 done, self._msg, _MSG_LEN))
         return int(done[0])
+
+    def preadv_from(self, fd: int, segs: Sequence[int], file_offset: int) -> int:
+        """Scatter: read consecutive bytes of file ``fd`` from ``file_offset`` into the guest
+        ranges ``segs`` (flat ``gpa0, len0, gpa1, len1, ...``), in one shim call and without a
+        Python copy. Every range is checked before anything moves (GuestMemoryError). Returns
+        the bytes read (short only at end of file)."""
+        return self._xferv(self._lib.mv_mem_preadv, fd, segs, file_offset)
+
+    def pwritev_to(self, fd: int, segs: Sequence[int], file_offset: int) -> int:
+        """Gather: write the guest ranges ``segs`` (flat, as for :meth:`preadv_from`) back to
+        back to file ``fd`` from ``file_offset``. Returns the bytes written."""
+        return self._xferv(self._lib.mv_mem_pwritev, fd, segs, file_offset)
+
+    def _xferv(self, fn: Any, fd: int, segs: Sequence[int], file_offset: int) -> int:
+        if len(segs) % 2:
+            raise ValueError("segments must be (gpa, len) pairs")
+        try:
+            arr = self._ffi.new("uint64_t[]", segs)
+        except OverflowError:
+            raise GuestMemoryError("negative or too large guest range in a scatter/gather list",
+                                   errno_mod.EFAULT) from None
+        rc = fn(self._vm._ptr, fd, arr, len(segs) // 2, file_offset, self._done, self._msg,
+                _MSG_LEN)
+        if rc:
+            self._mem_check(rc)
+        return int(self._done[0])
 
     def contains(self, gpa: int, length: int) -> bool:
         """Whether [gpa, gpa+length) lies inside guest RAM (the shim's own check)."""

@@ -205,18 +205,19 @@ class VirtioBlkBackend:
         if total > 0xFFFF_FFFF or not m.blkRangeOk(sector, total, self.capacity):
             return self._s_ioerr, 0
         offset = int(m.blkByteOffset(sector))
-        moved = 0
+        segs: list[int] = []
+        for d in data:
+            segs += (d.addr, d.length)
+        # One scatter/gather transfer in the shim for the whole chain.
         try:
-            for d in data:
-                if to_guest:
-                    n = buffers.read_file_into(self.fd, d.addr, d.length, offset + moved)
-                else:
-                    n = buffers.write_file_from(self.fd, d.addr, d.length, offset + moved)
-                moved += n
-                if n != d.length:  # the file shrank underneath us
-                    return self._s_ioerr, moved if to_guest else 0
+            if to_guest:
+                moved = buffers.read_file_into_chain(self.fd, segs, offset)
+            else:
+                moved = buffers.write_file_from_chain(self.fd, segs, offset)
         except KvmError as exc:  # host I/O error, not the guest's fault
             log.warning("virtio-blk: I/O on %s failed: %s", self.path, exc)
+            return self._s_ioerr, 0
+        if moved != total:  # the file shrank underneath us
             return self._s_ioerr, moved if to_guest else 0
         if to_guest:
             self.bytes_read += moved

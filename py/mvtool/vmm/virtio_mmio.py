@@ -25,9 +25,8 @@ import logging
 import struct
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mvtool.errors import MvtoolError
 from mvtool.vmm.access_log import AccessKind, AccessMonitor, QueueRegions, Region
@@ -83,8 +82,7 @@ class DeviceFault(Exception):
     """Guest input the device cannot process: it sets DEVICE_NEEDS_RESET and stops."""
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     """One descriptor of a chain, after the model's checks (index valid, buffer in RAM)."""
 
     addr: int
@@ -110,6 +108,15 @@ class GuestBuffers(Protocol):
 
     def write_file_from(self, fd: int, gpa: int, length: int, file_offset: int) -> int:
         """pwrite guest memory straight to ``fd``; bytes transferred."""
+        ...
+
+    def read_file_into_chain(self, fd: int, segs: list[int], file_offset: int) -> int:
+        """Scatter consecutive file bytes into the buffers ``segs`` (flat gpa, len pairs) in
+        one step; bytes transferred."""
+        ...
+
+    def write_file_from_chain(self, fd: int, segs: list[int], file_offset: int) -> int:
+        """Gather the buffers ``segs`` back to back into the file; bytes transferred."""
         ...
 
 
@@ -170,6 +177,36 @@ class _Buffers:
                                        file_offset, file_io=True)
         return done
 
+    def read_file_into_chain(self, fd: int, segs: list[int], file_offset: int) -> int:
+        dev = self._dev
+        dev.monitor.check_ranges(AccessKind.BUFFER_WRITE, segs, self._queue)
+        bulk = getattr(dev.memory, "preadv_from", None)
+        if bulk is not None:
+            done: int = dev._guarded(bulk, fd, segs, file_offset, file_io=True)
+            return done
+        return self._one_by_one(dev.memory.pread_from, fd, segs, file_offset)
+
+    def write_file_from_chain(self, fd: int, segs: list[int], file_offset: int) -> int:
+        dev = self._dev
+        dev.monitor.check_ranges(AccessKind.BUFFER_READ, segs, self._queue)
+        bulk = getattr(dev.memory, "pwritev_to", None)
+        if bulk is not None:
+            done: int = dev._guarded(bulk, fd, segs, file_offset, file_io=True)
+            return done
+        return self._one_by_one(dev.memory.pwrite_to, fd, segs, file_offset)
+
+    def _one_by_one(self, op: Callable[..., int], fd: int, segs: list[int],
+                    file_offset: int) -> int:
+        """The same transfer over a memory without scatter/gather (test doubles)."""
+        moved = 0
+        for i in range(0, len(segs), 2):
+            n: int = self._dev._guarded(op, fd, segs[i], segs[i + 1], file_offset + moved,
+                                        file_io=True)
+            moved += n
+            if n != segs[i + 1]:
+                break
+        return moved
+
 
 class VirtioMmioDevice:
     """A virtio-mmio device window (bus interface ``read(offset, size)``, ``write(offset, size,
@@ -197,6 +234,13 @@ class VirtioMmioDevice:
         self.monitor.set_ram(ram_base, ram_size)
         self._irq = irq
         m = self.model
+        # Flag decoding is a pure function of the 16-bit flags: the model's answers are memoised
+        # per flags value (descIsIndirect, descIsWriteOnly, descHasNext).
+        self._flag_info: dict[int, tuple[bool, bool, bool]] = {}
+        read_desc = getattr(memory, "read_desc", None)
+        self._read_desc: Callable[[int], tuple[int, int, int, int]] = (
+            read_desc if read_desc is not None
+            else lambda gpa: _DESC.unpack(memory.read(gpa, _DESC.size)))
         self._num_queues = model_constant(m, "numQueues")
         self._reg_status = model_constant(m, "regStatus")
         self._reg_notify = model_constant(m, "regQueueNotify")
@@ -395,6 +439,7 @@ class VirtioMmioDevice:
             if pending > num:
                 raise DeviceFault(f"queue {qi}: available index {avail_idx} is {pending} entries "
                                   f"ahead of the device, more than the queue size {num}")
+            # All entries published so far are served in this exit; one interrupt covers them.
             for _ in range(pending):
                 self._one_request(qi, q, buffers)
 
@@ -414,32 +459,51 @@ class VirtioMmioDevice:
         self.last_avail[qi] = (self.last_avail[qi] + 1) & 0xFFFF
         self.requests += 1
 
+    def _flags(self, flags: int) -> tuple[bool, bool, bool]:
+        m = self.model
+        info = (bool(m.descIsIndirect(flags)), bool(m.descIsWriteOnly(flags)),
+                bool(m.descHasNext(flags)))
+        self._flag_info[flags] = info
+        return info
+
     def _read_chain(self, qi: int, q: Any, head: int) -> list[Descriptor]:
+        # The hot loop of the device (one pass per descriptor): model functions and the monitor
+        # bound to locals, one shim read per descriptor, no other allocation than the result.
         m = self.model
         s = self.state
         if not m.descIndexValid(q, head):
             raise DeviceFault(f"queue {qi}: head descriptor index {head} out of range")
+        chain_length_ok, desc_entry_addr = m.chainLengthOk, m.descEntryAddr
+        desc_index_valid, buffer_in_ram = m.descIndexValid, m.bufferInRam
+        check, read_desc = self.monitor.check, self._read_desc
+        flag_info, decode = self._flag_info, self._flags
+        desc_read, desc_size = AccessKind.DESC_READ, _DESC.size
         chain: list[Descriptor] = []
+        append = chain.append
         index = head
         count = 0
         while True:
-            if not m.chainLengthOk(q, count):
+            if not chain_length_ok(q, count):
                 raise DeviceFault(f"queue {qi}: descriptor chain from {head} longer than the "
                                   f"queue size (a cycle?)")
-            raw = self._ring_read(AccessKind.DESC_READ, int(m.descEntryAddr(q, index)),
-                                  _DESC.size, qi)
-            addr, length, flags, nxt = _DESC.unpack(raw)
-            if m.descIsIndirect(flags):
+            gpa = int(desc_entry_addr(q, index))
+            check(desc_read, gpa, desc_size, qi)
+            try:
+                addr, length, flags, nxt = read_desc(gpa)
+            except KvmError as exc:
+                raise DeviceFault(f"guest memory access refused: {exc}") from exc
+            indirect, writable, has_next = flag_info.get(flags) or decode(flags)
+            if indirect:
                 raise DeviceFault(f"queue {qi}: indirect descriptor {index} "
                                   "(VIRTIO_F_INDIRECT_DESC not offered)")
-            if not m.bufferInRam(s, addr, length):
+            if not buffer_in_ram(s, addr, length):
                 raise DeviceFault(f"queue {qi}: descriptor {index} buffer "
                                   f"[{addr:#x}, +{length:#x}) outside guest RAM")
-            chain.append(Descriptor(addr, length, flags, bool(m.descIsWriteOnly(flags))))
+            append(Descriptor(addr, length, flags, writable))
             count += 1
-            if not m.descHasNext(flags):
+            if not has_next:
                 return chain
-            if not m.descIndexValid(q, nxt):
+            if not desc_index_valid(q, nxt):
                 raise DeviceFault(f"queue {qi}: descriptor {index} links to index {nxt}, "
                                   "out of range")
             index = nxt
