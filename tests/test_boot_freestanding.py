@@ -98,7 +98,9 @@ def test_unclaimed_mmio_reads_all_ones_and_drops_writes(tmp_path: Path) -> None:
 """, tmp_path, log=logged.append)
     assert res.exit_code == 3
     assert res.result.exits["mmio"] == 3
-    assert len([m for m in logged if "unclaimed" in m]) == 1  # once per address
+    # counted per address and reported with the result, not printed as a VMM message
+    assert res.result.unclaimed == {"mmio": {f"{platform.VIRTIO_MMIO_BASE + 0x70:#x}": 3}}
+    assert not [m for m in logged if "unclaimed" in m]
 
 
 class Register:
@@ -161,6 +163,41 @@ def test_device_exception_stops_the_vm_cleanly(tmp_path: Path) -> None:
     assert res.result.status != 0
     assert "broken read at 0xd0000038" in res.result.reason
     assert "ZeroDivisionError" in res.result.reason
+    assert "\n" not in res.result.reason
+
+
+def test_containment_violation_has_its_own_stop_kind(tmp_path: Path) -> None:
+    """The access monitor stopping a device (CVE-2026-5747 class) is not a generic device
+    error: the run ends as ``containment`` with the monitor's message, in one line."""
+    from mvtool.vmm.access_log import (
+        Access,
+        AccessKind,
+        ContainmentViolation,
+        Violation,
+    )
+
+    class Escaping:
+        def read(self, offset: int, size: int) -> int:
+            return 0
+
+        def write(self, offset: int, size: int, value: int) -> None:
+            access = Access(AccessKind.USED_WRITE, 0x402044, 8, 0)
+            raise ContainmentViolation(Violation(access, "outside the used ring"), "virtio-blk")
+
+    def setup(m: Machine) -> None:
+        m.attach_mmio(platform.VIRTIO_MMIO_BASE, platform.VIRTIO_MMIO_SIZE, Escaping(), "blk")
+
+    res = run(f"""
+  mov rcx, {platform.VIRTIO_MMIO_BASE:#x}
+  mov dword [rcx + 0x50], 0
+  exit 7
+""", tmp_path, setup=setup)
+    assert res.result.kind is StopKind.CONTAINMENT
+    assert res.result.kind.value == "containment"
+    assert res.result.status != 0
+    assert res.result.reason.startswith("ContainmentViolation at blk write at 0xd0000050: ")
+    assert "used-write of 8 byte(s) at 0x402044 (queue 0): outside the used ring" in \
+        res.result.reason
     assert "\n" not in res.result.reason
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import logging
 
 import pytest
 from mvtool.vmm import platform
@@ -50,19 +51,35 @@ def test_bus_routes_by_offset() -> None:
     assert dev.writes == [(0xFFC, 4, 7)]
 
 
-def test_bus_unclaimed_reads_all_ones_and_logs_once() -> None:
+def test_bus_unclaimed_reads_all_ones_counted_and_logged_once_at_debug(caplog) -> None:
     logged: list[str] = []
     bus = Bus("MMIO", logged.append)
     bus.register(0x1000, 0x100, Recorder(), "dev")
-    assert bus.read(0x2000, 4) == 0xFFFF_FFFF
-    assert bus.read(0x2000, 1) == 0xFF
-    bus.write(0x2000, 2, 0x1234)
-    assert bus.read(0x0FFF, 2) == 0xFFFF
-    # Straddling the end of a window is not claimed by that window.
-    assert bus.read(0x10FE, 4) == 0xFFFF_FFFF
+    with caplog.at_level(logging.DEBUG, logger="mvtool.vmm.bus"):
+        assert bus.read(0x2000, 4) == 0xFFFF_FFFF
+        assert bus.read(0x2000, 1) == 0xFF
+        bus.write(0x2000, 2, 0x1234)
+        assert bus.read(0x0FFF, 2) == 0xFFFF
+        # Straddling the end of a window is not claimed by that window.
+        assert bus.read(0x10FE, 4) == 0xFFFF_FFFF
     assert bus.unclaimed[0x2000] == 3
-    assert len([m for m in logged if "0x2000" in m]) == 1
-    assert len(logged) == 3
+    assert bus.unclaimed_summary() == {"0xfff": 1, "0x10fe": 1, "0x2000": 3}
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len([r for r in debug if "0x2000" in r.getMessage()]) == 1
+    assert len(debug) == 3
+    # probes of absent hardware are not the machine's one-line messages (stderr)
+    assert logged == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_bus_route_cache_follows_registration() -> None:
+    bus = Bus("pio")
+    assert bus.read(0x3F8, 1) == 0xFF  # unclaimed, and remembered as such
+    dev = Recorder()
+    bus.register(0x3F8, 8, dev, "COM1")
+    assert bus.read(0x3F9, 1) == 0x01  # Recorder: 0x1000 + offset, one byte
+    assert bus.read(0x3F8, 1) == 0x00
+    assert bus.unclaimed[0x3F8] == 1
 
 
 def test_bus_rejects_overlaps() -> None:

@@ -3,7 +3,14 @@
 One vCPU; the in-kernel irqchip (PIC, IOAPIC, LAPIC) and PIT handle interrupts and HLT, so
 the loop only sees port I/O, MMIO and the ways a run can end. The guest can never crash the
 VMM: an exception raised by a device model while handling an access stops the VM with a
-``device error`` result (one line naming the device), never an uncaught traceback.
+``device error`` result (one line naming the device), never an uncaught traceback; a device
+about to touch guest memory outside what it validated at activation (the access monitor's
+:class:`~mvtool.vmm.access_log.ContainmentViolation`, CVE-2026-5747) stops it with a
+``containment`` result.
+
+The exit path is the VMM's hot loop (every port and MMIO access of the guest passes through
+it, and under nested emulation each Python step costs ~20x more), so it keeps to local
+variables, cached bus routes and direct shim calls.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from mvtool.vmm import platform
+from mvtool.vmm.access_log import ContainmentViolation
 from mvtool.vmm.bus import Bus, Device
-from mvtool.vmm.kvm import IO_OUT, ExitKind, GuestMemory, KvmError, Vcpu, Vm
+from mvtool.vmm.kvm import _MSG_LEN, IO_OUT, ExitKind, GuestMemory, KvmError, Vcpu, Vm
 from mvtool.vmm.power import (
     I8042,
     DebugExit,
@@ -57,6 +65,7 @@ class StopKind(enum.Enum):
     INTERNAL_ERROR = "internal-error"
     FAIL_ENTRY = "fail-entry"
     DEVICE_ERROR = "device-error"
+    CONTAINMENT = "containment"
     GUEST_CRASH = "guest-crash"
     HALT = "halt"
     TIMEOUT = "timeout"
@@ -80,6 +89,8 @@ class RunResult:
     seconds: float = 0.0
     debug_exit_code: int | None = None
     rip: int | None = None
+    #: unclaimed accesses by bus ("pio", "mmio") and address: probes of absent hardware
+    unclaimed: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def status(self) -> int:
@@ -119,9 +130,10 @@ class IrqLine:
 
 
 class _DeviceError(Exception):
-    def __init__(self, message: str):
+    def __init__(self, message: str, kind: StopKind = StopKind.DEVICE_ERROR):
         super().__init__(message)
         self.message = message
+        self.kind = kind
 
 
 class Machine:
@@ -215,6 +227,9 @@ class Machine:
                               old_handler if old_handler is not None else signal.SIG_DFL)
         result.seconds = time.monotonic() - start
         result.exits = {k.name.lower(): counts[k] for k in ExitKind if counts[k]}
+        result.unclaimed = {name: bus.unclaimed_summary()
+                            for name, bus in (("pio", self.pio), ("mmio", self.mmio))
+                            if bus.unclaimed}
         return result
 
     def _rip(self) -> int | None:
@@ -225,69 +240,103 @@ class Machine:
 
     def _loop(self, counts: list[int], deadline: float | None) -> RunResult:
         vcpu, pio, mmio, power = self.vcpu, self.pio, self.mmio, self.power
-        run = vcpu.run
-        K_IO, K_MMIO, K_INTR = ExitKind.IO, ExitKind.MMIO, ExitKind.INTR
+        lib, ptr, exit_, msg = vcpu._lib, vcpu._ptr, vcpu._exit, vcpu._msg
+        vcpu_run, complete_io_in = lib.mv_vcpu_run, lib.mv_vcpu_complete_io_in
+        complete_mmio_read = lib.mv_vcpu_complete_mmio_read
+        pio_route, mmio_route = pio.route, mmio.route
+        stop_requested = self._stop_requested.is_set
+        K_IO, K_MMIO, K_INTR = int(ExitKind.IO), int(ExitKind.MMIO), int(ExitKind.INTR)
+        ones = [(1 << (8 * n)) - 1 for n in range(9)]
         while True:
-            try:
-                e = run()
-            except KvmError as exc:
-                return RunResult(StopKind.KVM_ERROR, f"KVM_RUN failed: {exc}")
-            kind = e.kind
+            rc = vcpu_run(ptr, exit_, msg, _MSG_LEN)
+            if rc:
+                try:
+                    vcpu._check(rc)
+                except KvmError as exc:
+                    return RunResult(StopKind.KVM_ERROR, f"KVM_RUN failed: {exc}")
+            kind = exit_.kind
             counts[kind] += 1
             try:
                 if kind == K_IO:
-                    self._io(e, pio)
+                    port, size = exit_.io_port, exit_.io_size
+                    if exit_.io_count != 1:
+                        self._io_string(exit_, pio)
+                    elif exit_.io_direction == IO_OUT:
+                        m = pio_route(port, size)
+                        if m is None:
+                            pio.miss(port, size, "write")
+                        else:
+                            m.device.write(port - m.base, size, exit_.io_value)
+                    else:
+                        m = pio_route(port, size)
+                        if m is None:
+                            pio.miss(port, size, "read")
+                            value = ones[size]
+                        else:
+                            value = m.device.read(port - m.base, size) & ones[size]
+                        rc = complete_io_in(ptr, value.to_bytes(size, "little"), size, msg,
+                                            _MSG_LEN)
+                        if rc:
+                            vcpu._check(rc)
                 elif kind == K_MMIO:
-                    self._mmio(e, mmio)
+                    addr, length = exit_.mmio_addr, exit_.mmio_len
+                    m = mmio_route(addr, length)
+                    if exit_.mmio_is_write:
+                        if m is None:
+                            mmio.miss(addr, length, "write")
+                        else:
+                            m.device.write(addr - m.base, length, exit_.mmio_value)
+                    else:
+                        if m is None:
+                            mmio.miss(addr, length, "read")
+                            value = ones[length]
+                        else:
+                            value = m.device.read(addr - m.base, length) & ones[length]
+                        rc = complete_mmio_read(ptr, value.to_bytes(length, "little"), length,
+                                                msg, _MSG_LEN)
+                        if rc:
+                            vcpu._check(rc)
                 elif kind != K_INTR:
-                    return self._terminal(e)
-            except _DeviceError as exc:
-                self.log(exc.message)
-                return RunResult(StopKind.DEVICE_ERROR, exc.message, rip=self._rip())
+                    return self._terminal(exit_)
+            except KvmError as exc:
+                return RunResult(StopKind.KVM_ERROR, f"KVM_RUN completion failed: {exc}",
+                                 rip=self._rip())
+            except Exception as exc:  # noqa: BLE001 - a device model failed: stop, one line
+                err = self._device_error(exit_, exc)
+                self.log(err.message)
+                return RunResult(err.kind, err.message, rip=self._rip())
             if power.request is not None:
                 return self._power_result()
-            if kind == K_INTR or self._stop_requested.is_set():
-                if self._stop_requested.is_set():
+            if kind == K_INTR or stop_requested():
+                if stop_requested():
                     return RunResult(StopKind.STOPPED, "stopped by the host", rip=self._rip())
                 if deadline is not None and time.monotonic() >= deadline:
                     return RunResult(StopKind.TIMEOUT, "timed out", rip=self._rip())
 
-    def _io(self, e: Any, pio: Bus) -> None:
+    def _io_string(self, e: Any, pio: Bus) -> None:
+        """``rep outs``/``rep ins``: one bus access per element."""
         port, size, count = e.io_port, e.io_size, e.io_count
-        try:
-            if e.io_direction == IO_OUT:
-                if count == 1:
-                    pio.write(port, size, e.io_value)
-                else:
-                    data = self.vcpu.io_data(e)
-                    for i in range(count):
-                        pio.write(port, size, int.from_bytes(data[i * size:(i + 1) * size],
-                                                             "little"))
-            elif count == 1:
-                self.vcpu.complete_io_in(pio.read(port, size).to_bytes(size, "little"))
-            else:
-                self.vcpu.complete_io_in(b"".join(pio.read(port, size).to_bytes(size, "little")
-                                                  for _ in range(count)))
-        except KvmError:
-            raise
-        except Exception as exc:
-            what = "write" if e.io_direction == IO_OUT else "read"
-            raise _DeviceError(f"device error: {pio.owner(port, size) or 'port I/O'} "
-                               f"{what} at port {port:#x}: {type(exc).__name__}: {exc}") from exc
+        if e.io_direction == IO_OUT:
+            data = self.vcpu.io_data(e)
+            for i in range(count):
+                pio.write(port, size, int.from_bytes(data[i * size:(i + 1) * size], "little"))
+        else:
+            self.vcpu.complete_io_in(b"".join(pio.read(port, size).to_bytes(size, "little")
+                                              for _ in range(count)))
 
-    def _mmio(self, e: Any, mmio: Bus) -> None:
-        addr, length = e.mmio_addr, e.mmio_len
-        try:
-            if e.mmio_is_write:
-                mmio.write(addr, length, e.mmio_value)
-            else:
-                self.vcpu.complete_mmio_read(mmio.read(addr, length), length)
-        except KvmError:
-            raise
-        except Exception as exc:
+    def _device_error(self, e: Any, exc: Exception) -> _DeviceError:
+        """The one-line stop reason for an exception a device raised during exit ``e``."""
+        if e.kind == ExitKind.IO:
+            what = "write" if e.io_direction == IO_OUT else "read"
+            where = (f"{self.pio.owner(e.io_port, e.io_size) or 'port I/O'} {what} at port "
+                     f"{e.io_port:#x}")
+        else:
             what = "write" if e.mmio_is_write else "read"
-            raise _DeviceError(f"device error: {mmio.owner(addr, length) or 'MMIO'} {what} at "
-                               f"{addr:#x}: {type(exc).__name__}: {exc}") from exc
+            where = f"{self.mmio.owner(e.mmio_addr, e.mmio_len) or 'MMIO'} {what} at " \
+                    f"{e.mmio_addr:#x}"
+        if isinstance(exc, ContainmentViolation):
+            return _DeviceError(f"ContainmentViolation at {where}: {exc}", StopKind.CONTAINMENT)
+        return _DeviceError(f"device error: {where}: {type(exc).__name__}: {exc}")
 
     def _power_result(self) -> RunResult:
         req = self.power.request

@@ -53,6 +53,8 @@ MSR_DCD = 0x80
 
 RX_FIFO_LIMIT = 4096
 
+_BYTES = [bytes([i]) for i in range(256)]
+
 
 class Serial8250:
     """One UART. ``sink`` receives transmitted bytes; ``irq(level)`` drives its interrupt line.
@@ -96,6 +98,9 @@ class Serial8250:
     # --- bus device ------------------------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         """Register read (one byte; wider accesses read the low register only)."""
+        if offset == LSR:
+            # Polled before every transmitted byte; reading it changes no state.
+            return LSR_THRE | LSR_TEMT | (LSR_DR if self._rx else 0)
         with self._lock:
             value = self._read(offset)
             self._update_irq()
@@ -150,7 +155,7 @@ class Serial8250:
                 self._push_rx(bytes([value]))
                 return b""
             self.tx_count += 1
-            return bytes([value])
+            return _BYTES[value]
         if offset == IER:
             if dlab:
                 self._dlm = value
