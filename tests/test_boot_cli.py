@@ -169,6 +169,38 @@ def test_cli_boots_an_elf_stub_to_its_marker(tmp_path: Path, initrd: Path) -> No
 
 @needs_kvm
 @pytest.mark.kvm
+@pytest.mark.parametrize("disk_line,status", [
+    ("MICROVMM-DISK-FAIL write: dd: error writing '/dev/vda': I/O error", 1),
+    ("MICROVMM-DISK-OK 1234", 0),
+])
+def test_json_status_follows_the_guest_disk_test(tmp_path: Path, disk_line: str,
+                                                 status: int) -> None:
+    """A guest that booted and powered off but reported DISK-FAIL did not do its job: the
+    status is non-zero, with the guest's reason; DISK-OK keeps it 0. Run through the boot
+    command's own entry point (what the benchmark uses)."""
+    src = BOOT_STUB.replace('"STUB-BOOTED", 13, 10, 0', f'"STUB-BOOTED", 13, 10, "{disk_line}", 10, 0')
+    k = tmp_path / "vmlinux"
+    k.write_bytes(elf_kernel(assemble(src, tmp_path)))
+    proc = subprocess.run([sys.executable, "-m", "mvtool.vmm.boot_cli", "--host", "direct",
+                           "--kvm-device", KVM_DEVICE, "--kernel", str(k), "--cmdline", "x",
+                           "--marker", "STUB-BOOTED", "--mem", "64", "--timeout", "20",
+                           "--console-log", str(tmp_path / "c.log"), "--json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["exit_reason"] == "poweroff"
+    assert (proc.returncode, summary["status"]) == (status, status)
+    if status:
+        assert summary["disk_round_trip"].startswith("fail")
+        assert "guest disk test failed (write: dd: error writing" in summary["exit_detail"]
+    else:
+        assert summary["disk_round_trip"] == "ok"
+    # a clean boot says nothing on stderr (no notices about probed, absent hardware)
+    assert proc.stderr == ""
+
+
+@needs_kvm
+@pytest.mark.kvm
 def test_cli_reports_missing_marker_as_failure(tmp_path: Path) -> None:
     k = tmp_path / "vmlinux"
     k.write_bytes(elf_kernel(assemble(BOOT_STUB, tmp_path)))

@@ -74,8 +74,9 @@ def qemu_argv(kernel: str, initrd: str, cmdline: str, disk: str, mem_mib: int) -
 
 def microvmm_argv(kernel: str, initrd: str, cmdline: str, disk: str, mem_mib: int,
                   timeout: float) -> list[str]:
-    """Our VMM booting the guest on this host's KVM (console on stderr, summary on stdout)."""
-    return [sys.executable, "-m", "mvtool", "boot", "--host", "direct", "--json",
+    """Our VMM booting the guest on this host's KVM (console on stderr, summary on stdout).
+    The boot command's own entry point: ``python -m mvtool`` would import every command first."""
+    return [sys.executable, "-m", "mvtool.vmm.boot_cli", "--host", "direct", "--json",
             "--kernel", kernel, "--initrd", initrd, "--cmdline", cmdline, "--disk", disk,
             "--mem", str(mem_mib), "--marker", BOOT_MARKER, "--timeout", str(timeout)]
 
@@ -287,7 +288,7 @@ def run_boot_bench(*, rounds: int = DEFAULT_ROUNDS, mem_mib: int = DEFAULT_MEM_M
         run_series(rounds=rounds, mem_mib=mem_mib, timeout=run_timeout, vmms=vmms,
                    disk_dir=tmp_dir, emit=collect)
     else:
-        from mvtool.nested import run_nested
+        from mvtool.nested import prepare_on_host, run_nested
 
         def on_line(line: str) -> None:
             if line.startswith(RESULT_PREFIX):
@@ -296,6 +297,7 @@ def run_boot_bench(*, rounds: int = DEFAULT_ROUNDS, mem_mib: int = DEFAULT_MEM_M
         inner = [sys.executable, "-m", "mvtool.bench_boot", "--inner", "--rounds", str(rounds),
                  "--mem", str(mem_mib), "--timeout", str(run_timeout),
                  "--disk-dir", tmp_dir, "--vmm", ",".join(vmms)]
+        prepare_on_host()
         res = run_nested(inner, console_log=console_log, progress=progress, echo=False,
                          on_line=on_line, timeout=120 + rounds * len(vmms) * run_timeout)
         l1_up = res.l1_up_seconds

@@ -310,13 +310,13 @@ def run_in_nested_host(argv: list[str], *, console_log: str | None = None,
 
     Its output is streamed to our stdout; progress lines go to stderr when ``progress``.
     """
-    _prepare_on_host()
+    prepare_on_host()
     res = run_nested(["python3", "-m", "mvtool", *argv], console_log=console_log,
                      timeout=timeout, progress=progress, writable=writable)
     return res.exit_code
 
 
-def _prepare_on_host() -> None:
+def prepare_on_host() -> None:
     """Build what the command would otherwise build inside L1, where the repository is
     read-only and the compiler runs under software emulation (the C shim: ~80 s there)."""
     try:
