@@ -30,6 +30,7 @@ from typing import Any
 
 import z3
 
+from mvtool.backends.smt_lia import lia_refutes
 from mvtool.leanprofile import ir
 from mvtool.leanprofile.project import Project
 
@@ -346,12 +347,14 @@ class SmtResult:
     counterexample: dict[str, Any] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)
     failed_conjunct: str | None = None
+    #: cases the statement was split into (1: proved or refuted without a split)
+    cases: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {"theorem": self.theorem, "backend": "smt", "status": self.status,
                 "seconds": round(self.seconds, 4), "detail": self.detail,
                 "counterexample": self.counterexample, "derived": self.derived,
-                "failed_conjunct": self.failed_conjunct}
+                "failed_conjunct": self.failed_conjunct, "cases": self.cases}
 
 
 def _conjuncts(e: ir.Expr) -> list[ir.Expr]:
@@ -378,10 +381,11 @@ def _has_forall(e: ir.Expr) -> bool:
     return False
 
 
-def _struct_calls(e: ir.Expr, out: list[ir.Call]) -> None:
+def _struct_calls(e: ir.Expr, out: list[ir.Call], kinds: tuple[str, ...] = ("struct",)) -> None:
+    """The applications in ``e`` (outside quantifiers) whose result type is of ``kinds``."""
     if isinstance(e, ir.Forall):
         return
-    if isinstance(e, ir.Call) and e.ty.kind == "struct":
+    if isinstance(e, ir.Call) and e.ty.kind in kinds:
         out.append(e)
     children: list[ir.Expr] = []
     for attr in ("args", "fields"):
@@ -395,25 +399,76 @@ def _struct_calls(e: ir.Expr, out: list[ir.Call]) -> None:
     if isinstance(e, ir.Update):
         children += list(e.updates.values())
     for c in children:
-        _struct_calls(c, out)
+        _struct_calls(c, out, kinds)
 
 
-#: first attempt without case splitting (ms); after that the problem is split by cases
-DIRECT_MS = 2000
+#: bit-vector attempt on the whole statement, then the linear-integer attempt (ms)
+DIRECT_MS = 1000
+DIRECT_LIA_MS = 3000
+#: per case of a split: a short bit-vector attempt (decides the cases the simplifier nearly
+#: closed), the linear-integer attempt, and a longer bit-vector attempt when the post-state terms
+#: have no condition left to split on (ms)
+CASE_MS = 50
+CASE_LIA_MS = 150
+CASE_FINAL_LIA_MS = 1500
+CASE_FINAL_MS = 1000
+#: nesting bound of case splits
+MAX_SPLIT_DEPTH = 16
 
 
-def _subst(v: Value, subst: list[tuple[z3.ExprRef, z3.ExprRef]]) -> Value:
-    if not subst:
-        return v
-    if isinstance(v, tuple):
-        return tuple(_subst(x, subst) for x in v)
-    return z3.substitute(v, *subst)
+def _is_free(e: z3.ExprRef) -> bool:
+    return z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED
 
 
-def _eq_atoms(f: z3.ExprRef, consts: list[z3.ExprRef]) -> dict[int, dict[int, z3.ExprRef]]:
-    """For each constant (by id) the values it is compared with by ``=`` -> the atom."""
-    ids = {c.get_id() for c in consts}
-    out: dict[int, dict[int, z3.ExprRef]] = {}
+def _const_eq(atom: z3.ExprRef) -> tuple[z3.ExprRef, int] | None:
+    """``x = k`` (either orientation) with x a free bit-vector constant -> (x, k)."""
+    if not (z3.is_eq(atom) and atom.num_args() == 2 and z3.is_bv(atom.arg(0))):
+        return None
+    a, b = atom.arg(0), atom.arg(1)
+    if _is_free(a) and z3.is_bv_value(b):
+        return a, b.as_long()
+    if _is_free(b) and z3.is_bv_value(a):
+        return b, a.as_long()
+    return None
+
+
+def _atoms_of(cond: z3.ExprRef) -> list[z3.ExprRef]:
+    """The atoms of a condition under its Boolean connectives."""
+    out: list[z3.ExprRef] = []
+    stack = [cond]
+    while stack:
+        e = stack.pop()
+        if z3.is_and(e) or z3.is_or(e) or z3.is_not(e):
+            stack.extend(e.children())
+        else:
+            out.append(e)
+    return out
+
+
+def _ite_conditions(terms: list[z3.ExprRef]) -> list[tuple[z3.ExprRef, int, int]]:
+    """The conditions of the if-then-else chains at the top of ``terms`` (following both
+    branches of every ``if``), as (condition, least depth, number of occurrences), in order of
+    first occurrence breadth-first."""
+    found: dict[int, list[Any]] = {}
+    seen: set[int] = set()
+    queue = [(t, 0) for t in terms]
+    i = 0
+    while i < len(queue):
+        t, d = queue[i]
+        i += 1
+        if t.get_id() in seen or not z3.is_app_of(t, z3.Z3_OP_ITE):
+            continue
+        seen.add(t.get_id())
+        c = t.arg(0)
+        entry = found.setdefault(c.get_id(), [c, d, 0])
+        entry[2] += 1
+        queue += [(t.arg(1), d + 1), (t.arg(2), d + 1)]
+    return [(c, d, n) for c, d, n in found.values()]
+
+
+def _formula_ite_conditions(f: z3.ExprRef) -> list[tuple[z3.ExprRef, int, int]]:
+    """Every if-then-else condition in ``f`` (depth 0), by number of occurrences."""
+    found: dict[int, list[Any]] = {}
     seen: set[int] = set()
     stack = [f]
     while stack:
@@ -421,108 +476,238 @@ def _eq_atoms(f: z3.ExprRef, consts: list[z3.ExprRef]) -> dict[int, dict[int, z3
         if e.get_id() in seen or not z3.is_app(e):
             continue
         seen.add(e.get_id())
-        if z3.is_eq(e) and e.num_args() == 2:
-            a, b = e.arg(0), e.arg(1)
-            for x, y in ((a, b), (b, a)):
-                if x.get_id() in ids and z3.is_bv_value(y):
-                    out.setdefault(x.get_id(), {})[y.as_long()] = e
+        if z3.is_app_of(e, z3.Z3_OP_ITE):
+            entry = found.setdefault(e.arg(0).get_id(), [e.arg(0), 0, 0])
+            entry[2] += 1
+        stack.extend(e.children())
+    return [(c, d, n) for c, d, n in found.values()]
+
+
+def _decision_pairs(atom: z3.ExprRef, value: bool) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
+    """Substitutions implied by deciding ``atom`` to be ``value``: the atom itself, the parts of
+    a conjunction decided true (disjunction decided false), ``x := k`` for ``x = k`` true."""
+    out: list[tuple[z3.ExprRef, z3.ExprRef]] = [(atom, z3.BoolVal(value))]
+    if z3.is_not(atom):
+        return out + _decision_pairs(atom.arg(0), not value)
+    if (value and z3.is_and(atom)) or (not value and z3.is_or(atom)):
+        for a in atom.children():
+            out += _decision_pairs(a, value)
+    eq = _const_eq(atom) if value else None
+    if eq is not None:
+        out.append((eq[0], z3.BitVecVal(eq[1], eq[0].size())))
+    return out
+
+
+@dataclass
+class _Case:
+    """One case of a split: ``formula ∧ literals`` is equivalent to the negated statement
+    conjoined with ``literals`` (the decisions taken on the way here), since every decision was
+    substituted into ``formula`` and kept in ``literals``."""
+
+    formula: z3.BoolRef
+    leaves: list[z3.ExprRef]
+    literals: list[z3.BoolRef]
+    path: str
+
+    def decide(self, pairs: list[tuple[z3.ExprRef, z3.ExprRef]], literals: list[z3.BoolRef],
+               label: str) -> _Case:
+        uniq: dict[int, tuple[z3.ExprRef, z3.ExprRef]] = {}
+        for a, b in pairs:
+            uniq.setdefault(a.get_id(), (a, b))
+        subst = list(uniq.values())
+        leaves = [z3.simplify(z3.substitute(t, *subst)) for t in self.leaves]
+        return _Case(z3.simplify(z3.substitute(self.formula, *subst)),
+                     [t for t in leaves if z3.is_app_of(t, z3.Z3_OP_ITE)],
+                     self.literals + literals, f"{self.path}{label}; ")
+
+    def splits(self) -> list[_Case] | None:
+        """The cases of the next split, or None when there is nothing left to split on.
+
+        The split is on the shallowest (then most frequent) condition of the if-then-else
+        chains in the post-state terms (the fields of the structure-valued applications of
+        the statement), or of the formula when those have none. When that condition compares
+        a free constant with a value (a register offset, the status), the split is n-ary: one
+        case per value it is compared with in those chains, and one for all other values."""
+        conds = _ite_conditions(self.leaves) or _formula_ite_conditions(self.formula)
+        if not conds:
+            return None
+        cond = min(conds, key=lambda c: (c[1], -c[2]))[0]
+        eqs = [e for e in map(_const_eq, _atoms_of(cond)) if e is not None]
+        if not eqs:
+            return [self.decide(_decision_pairs(cond, v), [cond if v else z3.Not(cond)],
+                                f"{cond} {'holds' if v else 'fails'}") for v in (True, False)]
+        x = eqs[0][0]
+        values: set[int] = set()
+        for c, _, _ in conds:
+            for e in map(_const_eq, _atoms_of(c)):
+                if e is not None and e[0].eq(x):
+                    values.add(e[1])
+        out = []
+        for k in sorted(values):
+            kv = z3.BitVecVal(k, x.size())
+            out.append(self.decide([(x, kv)], [x == kv], f"{x} = {k:#x}"))
+        others = [a for a in _formula_atoms(self.formula) if (e := _const_eq(a)) is not None
+                  and e[0].eq(x) and e[1] in values]
+        out.append(self.decide([(a, z3.BoolVal(False)) for a in others],
+                               [x != k for k in sorted(values)], f"{x} other"))
+        return out
+
+
+def _formula_atoms(f: z3.ExprRef) -> list[z3.ExprRef]:
+    """Every equality in ``f``."""
+    out = []
+    seen: set[int] = set()
+    stack = [f]
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen or not z3.is_app(e):
+            continue
+        seen.add(e.get_id())
+        if z3.is_eq(e):
+            out.append(e)
         stack.extend(e.children())
     return out
 
 
-#: direct attempt per case before splitting it further (ms), and the depth of nested splits
-CASE_MS = 500
-MAX_SPLIT_DEPTH = 3
-#: how many split candidates are probed, and for how long per case (ms)
-PROBE_CANDIDATES = 4
-PROBE_MS = 200
+#: bit-vector atoms over operands at least this wide are abstracted by :func:`_skeleton`
+SKELETON_WIDTH = 64
 
 
-def _solve(assumptions: list[z3.BoolRef], goal: z3.BoolRef, consts: list[z3.ExprRef],
-           quantified: bool, timeout_ms: int
-           ) -> tuple[Any, z3.ModelRef | None, list[tuple[z3.ExprRef, z3.ExprRef]], str]:
-    """Check ``assumptions ∧ goal``. A direct attempt first; if it is inconclusive, split on
-    the binder compared with the most constants (a register offset, the status register): one
-    case per constant (substituted and simplified) and one for every other value, recursively
-    up to MAX_SPLIT_DEPTH. Returns (result, model, substitution of the satisfiable case, detail).
-    """
-    deadline = time.perf_counter() + timeout_ms / 1000
-    stats = {"cases": 0}
+def _skeleton(f: z3.BoolRef) -> z3.BoolRef | None:
+    """``f`` with every comparison of wide bit-vectors (the 64-bit range arithmetic of the
+    layout checks) replaced by a fresh Boolean, the same one for the same atom; None when there
+    is none. An over-approximation: unsat proves ``f`` unsat. After a case split the pre- and
+    post-state often share those atoms, and the rest is a small problem."""
+    pairs: list[tuple[z3.ExprRef, z3.ExprRef]] = []
+    seen: set[int] = set()
+    stack = [f]
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen or not z3.is_app(e):
+            continue
+        seen.add(e.get_id())
+        if (z3.is_bool(e) and e.num_args() == 2 and z3.is_bv(e.arg(0))
+                and e.arg(0).size() >= SKELETON_WIDTH):
+            pairs.append((e, z3.Bool(f"atom!{e.get_id()}")))
+            continue
+        stack.extend(e.children())
+    return z3.substitute(f, *pairs) if pairs else None
 
-    def left_ms() -> int:
-        return int((deadline - time.perf_counter()) * 1000)
 
-    def run(formulas: list[z3.BoolRef], ms: int) -> tuple[Any, z3.ModelRef | None, str]:
-        stats["cases"] += 1
-        solver = z3.Solver() if quantified else z3.SolverFor("QF_BV")
-        solver.set("timeout", max(1, min(ms, left_ms())))
-        solver.add(*formulas)
+@dataclass
+class _Search:
+    """Solve a quantifier-free negated statement, splitting it into cases where a direct
+    attempt is inconclusive. Exhaustive: ``unsat`` only when every case is unsat."""
+
+    deadline: float
+    calls: int = 0
+    cases: int = 0
+    lia_cases: int = 0
+    skeleton_cases: int = 0
+    unknown: str = ""
+
+    def left_ms(self) -> int:
+        return int((self.deadline - time.perf_counter()) * 1000)
+
+    def bv(self, f: z3.BoolRef, ms: int) -> tuple[Any, z3.ModelRef | None, str]:
+        self.calls += 1
+        solver = z3.SolverFor("QF_BV")
+        solver.set("timeout", max(1, min(ms, self.left_ms())))
+        solver.add(f)
         r = solver.check()
         if r == z3.sat:
             return r, solver.model(), ""
-        return r, None, ("" if r == z3.unsat else
-                         f"solver returned unknown ({solver.reason_unknown()})")
+        return r, None, "" if r == z3.unsat else f"unknown ({solver.reason_unknown()})"
 
-    def split(formula: z3.BoolRef, const: z3.ExprRef, atoms: dict[int, z3.ExprRef]
-              ) -> list[tuple[str, z3.BoolRef, list[tuple[z3.ExprRef, z3.ExprRef]]]]:
-        """The cases of ``const``: one per compared value, and the rest."""
-        out = []
-        for v in sorted(atoms):
-            sub = [(const, z3.BitVecVal(v, const.size()))]
-            out.append((f"{const} = {v:#x}", z3.simplify(z3.substitute(formula, *sub)), sub))
-        others = z3.simplify(z3.And(
-            z3.substitute(formula, *[(a, z3.BoolVal(False)) for a in atoms.values()]),
-            *[const != v for v in sorted(atoms)]))
-        out.append((f"{const} other", others, []))
-        return out
+    def lia(self, f: z3.BoolRef, ms: int) -> bool:
+        ms = min(ms, self.left_ms())
+        if ms <= 0:
+            return False
+        self.calls += 1
+        return lia_refutes(f, ms)
 
-    def cases(formula: z3.BoolRef, depth: int, first_ms: int, path: str
-              ) -> tuple[Any, z3.ModelRef | None, list[tuple[z3.ExprRef, z3.ExprRef]], str]:
-        if z3.is_false(formula):
-            return z3.unsat, None, [], ""
-        last = depth >= MAX_SPLIT_DEPTH
-        r, model, detail = run([formula], left_ms() if last else first_ms)
-        if r != z3.unknown or last or left_ms() <= 0:
-            return r, model, [], (f"{path}{detail}" if detail and path else detail)
-        atoms = _eq_atoms(formula, consts)
-        if not atoms:
-            r, model, detail = run([formula], left_ms())
-            return r, model, [], (f"{path}{detail}" if detail and path else detail)
-        # probe the candidates briefly; keep the one that leaves the fewest cases open
-        best: list[tuple[str, z3.BoolRef, list[tuple[z3.ExprRef, z3.ExprRef]]]] | None = None
-        ranked = sorted(atoms, key=lambda k: (-len(atoms[k]), k))[:PROBE_CANDIDATES]
-        for cid in ranked:
-            const = next(c for c in consts if c.get_id() == cid)
-            open_cases = []
-            for label, f, sub in split(formula, const, atoms[cid]):
-                if z3.is_false(f):
-                    continue
-                r, model, _ = run([f], PROBE_MS)
-                if r == z3.sat:
-                    return r, model, sub, ""
-                if r == z3.unknown:
-                    open_cases.append((label, f, sub))
-            if not open_cases:
-                return z3.unsat, None, [], ""
-            if best is None or len(open_cases) < len(best):
-                best = open_cases
-            if left_ms() <= 0:
-                break
-        assert best is not None
-        for label, f, sub in best:
-            r, model, inner, detail = cases(f, depth + 1, CASE_MS, f"{path}{label}; ")
-            if r != z3.unsat:
-                return r, model, sub + inner, detail
-        return z3.unsat, None, [], ""
+    def solve(self, case: _Case, depth: int) -> tuple[Any, z3.ModelRef | None]:
+        """unsat / sat (with a model of the case, hence of the statement's negation) / unknown
+        (``self.unknown`` says where)."""
+        if z3.is_false(case.formula):
+            self.cases += 1
+            return z3.unsat, None
+        query = z3.And(case.formula, *case.literals)
+        r, model, why = self.bv(query, CASE_MS)
+        skel = _skeleton(query) if r == z3.unknown else None
+        if skel is not None and self.bv(skel, CASE_MS)[0] == z3.unsat:
+            self.skeleton_cases += 1
+            r = z3.unsat
+        if r == z3.unknown and self.lia(query, CASE_LIA_MS if case.leaves else CASE_FINAL_LIA_MS):
+            self.lia_cases += 1
+            r = z3.unsat
+        if r == z3.unknown and not case.leaves:
+            r, model, why = self.bv(query, CASE_FINAL_MS)
+        if r != z3.unknown:
+            if r == z3.unsat:
+                self.cases += 1
+            return r, model
+        children = case.splits() if depth < MAX_SPLIT_DEPTH and self.left_ms() > 0 else None
+        if children is None:
+            if self.left_ms() > 0:  # nothing left to split on: the rest of the time
+                r, model, why = self.bv(query, self.left_ms())
+                if r == z3.unsat:
+                    self.cases += 1
+                if r != z3.unknown:
+                    return r, model
+            self.unknown = self.unknown or f"{case.path}solver returned {why or 'unknown'}"
+            return z3.unknown, None
+        return self.solve_all(children, depth + 1)
 
+    def solve_all(self, cases: list[_Case], depth: int) -> tuple[Any, z3.ModelRef | None]:
+        """The cases of one exhaustive split: sat if one is, unsat if all are."""
+        result = z3.unsat
+        for case in cases:
+            r, model = self.solve(case, depth)
+            if r == z3.sat:
+                return r, model
+            if r == z3.unknown:
+                result = z3.unknown
+        return result, None
+
+
+def _solve(assumptions: list[z3.BoolRef], goal: z3.BoolRef, leaves: list[z3.ExprRef],
+           quantified: bool, timeout_ms: int) -> tuple[Any, z3.ModelRef | None, str, int]:
+    """Check ``assumptions ∧ goal``: a bit-vector attempt, then the linear-integer
+    over-approximation (:mod:`mvtool.backends.smt_lia`), then case splits (:meth:`_Case.splits`)
+    with both attempts per case. Returns (result, model, detail, number of cases)."""
+    search = _Search(time.perf_counter() + timeout_ms / 1000)
     formula = z3.And(*assumptions, goal)
     if quantified:
-        r, model, detail = run([formula], timeout_ms)
-        return r, model, [], detail
-    r, model, sub, detail = cases(formula, 0, min(timeout_ms, DIRECT_MS), "")
-    if r == z3.unsat and stats["cases"] > 1:
-        detail = f"proved by case split ({stats['cases']} solver calls)"
-    return r, model, sub, detail
+        solver = z3.Solver()
+        solver.set("timeout", timeout_ms)
+        solver.add(formula)
+        r = solver.check()
+        detail = "" if r != z3.unknown else f"solver returned unknown ({solver.reason_unknown()})"
+        return r, solver.model() if r == z3.sat else None, detail, 1
+    r, model, _ = search.bv(formula, min(timeout_ms, DIRECT_MS))
+    if r != z3.unknown:
+        return r, model, "", 1
+    root = _Case(z3.simplify(formula),
+                 [t for t in (z3.simplify(x) for x in leaves) if z3.is_app_of(t, z3.Z3_OP_ITE)],
+                 [], "")
+    # with post-state terms to split on, the split comes first (each case tries arithmetic)
+    if not root.leaves and search.lia(formula, DIRECT_LIA_MS):
+        return z3.unsat, None, "proved by linear integer arithmetic", 1
+    children = root.splits()
+    if children is None:
+        r, model, why = search.bv(formula, search.left_ms())
+        return r, model, "" if r != z3.unknown else f"solver returned {why}", 1
+    r, model = search.solve_all(children, 1)
+    if r == z3.unsat:
+        how = "".join(f", {n} by {what}" for n, what in (
+            (search.skeleton_cases, "the propositional skeleton"),
+            (search.lia_cases, "linear integer arithmetic")) if n)
+        return r, None, (f"proved by case split: {search.cases} cases{how} "
+                         f"({search.calls} solver calls)"), search.cases
+    if r == z3.sat:
+        return r, model, "", search.cases + 1
+    return r, None, search.unknown or "solver returned unknown", search.cases
 
 
 def check_theorem(project: Project, theorem_name: str, *, timeout_ms: int = 30000) -> SmtResult:
@@ -562,7 +747,11 @@ def check_statement(project: Project, th: ir.Theorem, *, timeout_ms: int = 30000
         calls: list[ir.Call] = []
         for x in hyps + conjs:
             _struct_calls(x, calls)
-        tr.record = {id(c): None for c in calls}
+        values: list[ir.Call] = []  # whose if-then-else conditions guide case splits
+        for x in hyps + conjs:
+            _struct_calls(x, values, ("struct", "bv"))
+        values.sort(key=lambda c: c.ty.kind != "struct")
+        tr.record = {id(c): None for c in calls + values}
         hyp_terms = [tr.tr(h, env) for h in hyps]
         conj_terms = [tr.tr(c, env) for c in conjs]
         quantified = _has_forall(th.statement.body if isinstance(th.statement, ir.Forall)
@@ -572,25 +761,29 @@ def check_statement(project: Project, th: ir.Theorem, *, timeout_ms: int = 30000
                          detail=f"translation error: {exc}")
     assumptions = [*domain, *hyp_terms]
     goal = z3.Not(z3.And(*conj_terms)) if len(conj_terms) > 1 else z3.Not(conj_terms[0])
-    consts = [c for _, _, v in shown for c in _leaves(v) if z3.is_bv(c)]
-    res, model, subst, detail = _solve(assumptions, goal, consts, quantified, timeout_ms)
+    leaves = [x for c in values if (v := tr.record.get(id(c))) is not None for x in _leaves(v)]
+    res, model, detail, cases = _solve(assumptions, goal, leaves, quantified, timeout_ms)
     seconds = time.perf_counter() - t0
     if res == z3.unsat:
-        return SmtResult(th.name, "proved", seconds, detail=detail)
+        return SmtResult(th.name, "proved", seconds, detail=detail, cases=cases)
     if res == z3.unknown:
-        return SmtResult(th.name, "failed", seconds, detail=detail)
+        return SmtResult(th.name, "failed", seconds, detail=detail, cases=cases)
     assert model is not None
-    cex = {name: to_python(project, _subst(v, subst), ty, model) for name, ty, v in shown}
+    if not quantified and not z3.is_true(model.eval(z3.And(*assumptions, goal),
+                                                    model_completion=True)):
+        # a case's model must falsify the statement itself; never report one that does not
+        return SmtResult(th.name, "failed", time.perf_counter() - t0, cases=cases,
+                         detail="internal error: a model that does not falsify the statement")
+    cex = {name: to_python(project, v, ty, model) for name, ty, v in shown}
     derived: dict[str, Any] = {}
     for c in calls:
         v = tr.record.get(id(c))
         if v is not None:
-            derived.setdefault(th.text(c), to_python(project, _subst(v, subst), c.ty, model))
+            derived.setdefault(th.text(c), to_python(project, v, c.ty, model))
     failed = None
     for c, t in zip(conjs, conj_terms, strict=True):
-        if z3.is_false(model.eval(z3.substitute(t, *subst) if subst else t,
-                                  model_completion=True)):
+        if z3.is_false(model.eval(t, model_completion=True)):
             failed = th.text(c)
             break
     return SmtResult(th.name, "counterexample", seconds, counterexample=cex, derived=derived,
-                     failed_conjunct=failed)
+                     failed_conjunct=failed, cases=cases)
