@@ -245,8 +245,9 @@ def run(args: argparse.Namespace) -> int:
     for marker, meaning in TRUST_MARKERS.items():
         print(f"  {marker:<15} {counts.get(marker, 0):>3}   {meaning}")
     n = len(report["bv_decide_theorems"])
-    print(f"\nTheorems proved with bv_decide (through `{PROJECT_TACTIC}`): {n} — each adds its own "
-          "`_native.bv_decide.ax_…` axiom under Lean ≥ 4.29 (names: `#print axioms`, not run here)")
+    print(f"\nTheorems whose proof is `by {PROJECT_TACTIC}` (bv_decide; not checked here): {n} — "
+          "each adds its own `_native.bv_decide.ax_…` axiom under Lean ≥ 4.29 (names: "
+          "`#print axioms`, not run here)")
     if report["problems"]:
         print("\nProblems:")
         for p in report["problems"]:

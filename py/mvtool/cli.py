@@ -27,11 +27,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attack": ("mvtool.attack", "run the CVE-2026-5747 attack guests against a model"),
     "fuzz": ("mvtool.fuzz", "hostile-guest fuzzing of the extracted transport"),
     "axioms": ("mvtool.audit", "list the trusted base: axioms, externs, sorry, native code"),
+    "paper": ("mvtool.paper", "regenerate the paper's tables (paper/tables) from measured runs"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mvtool", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mvtool",
+        description="MicroVMM toolchain: prove the Lean model of the virtio-mmio transport, "
+                    "extract it, and run it as the device model of a KVM VMM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_path, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
