@@ -118,8 +118,8 @@ def table_attacks(timeout: float) -> str:
 
 def table_fuzz(timeout: float) -> str:
     """Hostile-guest fuzzing on the verified model and the vulnerable twin."""
-    rows = ["| model | steps | activations | requests served | state violations | "
-            "accesses outside validated regions |", "|---|---|---|---|---|---|"]
+    rows = [("| model | steps | activations | requests served | state violations | "
+            "accesses outside validated regions |"), "|---|---|---|---|---|---|"]
     for model, steps in (("verified", 100_000), ("vulnerable", 20_000)):
         _, d = _mvtool_json("fuzz", "--steps", str(steps), "--seed", "0", "--model", model,
                             timeout=timeout)
