@@ -3,8 +3,8 @@
 * ``bench prove`` — the SMT check of the whole catalogue and of a single obligation, end to end
   (catalogue validation, model loading, type-checking, solving), median of ``--runs`` runs.
   Targets: whole catalogue < 10 s, one obligation < 1 s.
-* ``bench boot`` — boot benchmarks against a peer VMM; implemented by
-  :func:`mvtool.bench_boot.run_boot_bench`, imported only when this sub-benchmark runs.
+* ``bench boot`` — boot benchmark against a peer VMM, implemented by :mod:`mvtool.bench_boot`
+  (its ``add_arguments``/``run``), imported only when the ``bench`` command is used.
 """
 
 from __future__ import annotations
@@ -97,26 +97,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="parallel SMT processes for the whole catalogue (default 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     b = sub.add_parser("boot", help="boot benchmark against a peer VMM (mvtool.bench_boot)")
-    b.add_argument("--runs", type=int, default=5, help="runs per measurement (median; default 5)")
-    b.add_argument("--json", action="store_true", help="machine-readable output")
-    b.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the boot benchmark")
+    try:  # the boot benchmark's own options; it is imported only for `bench` itself
+        from mvtool import bench_boot
+    except ModuleNotFoundError as exc:
+        if not (exc.name and "bench_boot" in exc.name):
+            raise
+        b.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    else:
+        bench_boot.add_arguments(b)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``mvtool bench``."""
     if not getattr(args, "bench", None):
         raise MvtoolError("choose a benchmark: prove or boot (see `mvtool bench --help`)")
-    if args.runs < 1:
-        raise MvtoolError("--runs must be at least 1")
     if args.bench == "boot":
         try:
-            from mvtool.bench_boot import run_boot_bench
+            from mvtool import bench_boot
         except ModuleNotFoundError as exc:
             if exc.name and "bench_boot" in exc.name:
                 raise MvtoolError("the boot benchmark is not available in this installation "
                                   "(module mvtool.bench_boot missing)") from None
             raise
-        return int(run_boot_bench(runs=args.runs, as_json=args.json, argv=list(args.rest)) or 0)
+        return int(bench_boot.run(args) or 0)
+    if args.runs < 1:
+        raise MvtoolError("--runs must be at least 1")
     if args.timeout <= 0 or args.jobs < 1:
         raise MvtoolError("--timeout must be positive and --jobs at least 1")
     from mvtool.catalogue import load_catalogue
