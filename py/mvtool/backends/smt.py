@@ -11,6 +11,18 @@ A theorem is *proved* when the negation of its statement is unsatisfiable with e
 field of a structure binder) a free constant; leading ``∀`` and hypotheses (``→``) of the
 statement become free constants and assumptions.
 
+Search (:func:`_solve`): a short bit-vector attempt; then, for statements about a step
+(``wellFormed s → wellFormed (mmioWrite s off v)``), a case split on the conditions of the
+if-then-else chains of the post-state's fields (``off = 0x70``, ``v = 0``, ``s.status = 11``, …),
+each decision substituted into the formula and simplified, so that the post-state collapses to
+the pre-state or to constants and the two copies of a large circuit (``activationOk``) become one
+term; each case is tried with bit-vectors, with the *propositional skeleton* (wide comparisons
+abstracted by Booleans) and with the linear-integer over-approximation of
+:mod:`mvtool.backends.smt_lia` (64-bit range arithmetic), and split further if all are
+inconclusive. Proved only if every case of the exhaustive split is unsat; a model of any case is
+checked against the whole negated statement before it is reported. ``SmtResult.cases`` counts
+the cases.
+
 API::
 
     r = check_theorem(project, "MicroVMM.Obligations.foo", timeout_ms=30000) -> SmtResult
@@ -403,15 +415,17 @@ def _struct_calls(e: ir.Expr, out: list[ir.Call], kinds: tuple[str, ...] = ("str
 
 
 #: bit-vector attempt on the whole statement, then the linear-integer attempt (ms)
-DIRECT_MS = 1000
+DIRECT_MS = 700
 DIRECT_LIA_MS = 3000
 #: per case of a split: a short bit-vector attempt (decides the cases the simplifier nearly
 #: closed), the linear-integer attempt, and a longer bit-vector attempt when the post-state terms
 #: have no condition left to split on (ms)
 CASE_MS = 50
+CASE_SPLITTABLE_MS = 10
 CASE_LIA_MS = 150
 CASE_FINAL_LIA_MS = 1500
 CASE_FINAL_MS = 1000
+LIA_BEFORE_SPLIT = False
 #: nesting bound of case splits
 MAX_SPLIT_DEPTH = 16
 
@@ -633,12 +647,13 @@ class _Search:
             self.cases += 1
             return z3.unsat, None
         query = z3.And(case.formula, *case.literals)
-        r, model, why = self.bv(query, CASE_MS)
+        r, model, why = self.bv(query, CASE_SPLITTABLE_MS if case.leaves else CASE_MS)
         skel = _skeleton(query) if r == z3.unknown else None
         if skel is not None and self.bv(skel, CASE_MS)[0] == z3.unsat:
             self.skeleton_cases += 1
             r = z3.unsat
-        if r == z3.unknown and self.lia(query, CASE_LIA_MS if case.leaves else CASE_FINAL_LIA_MS):
+        if r == z3.unknown and (not case.leaves or LIA_BEFORE_SPLIT) and self.lia(
+                query, CASE_LIA_MS if case.leaves else CASE_FINAL_LIA_MS):
             self.lia_cases += 1
             r = z3.unsat
         if r == z3.unknown and not case.leaves:
