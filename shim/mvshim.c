@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 struct mv_vm {
@@ -343,8 +342,33 @@ int mv_mem_pwrite(mv_vm *vm, int fd, uint64_t gpa, uint64_t len, int64_t file_of
     return file_xfer(vm, fd, gpa, len, file_offset, 0, done, msg, msglen);
 }
 
-/* Scatter/gather: at most this many iovecs per preadv/pwritev call (Linux UIO_MAXIOV). */
-#define MV_IOV_BATCH 1024
+/* Scatter/gather goes through one contiguous bounce buffer of at most this many bytes per
+ * file call. A vectored call (preadv with one iovec per guest page) is split per iovec by some
+ * file systems (the Linux 9p client sends one request per iovec segment), so one large
+ * contiguous pread/pwrite plus a memcpy per range is both simpler and far faster there; on a
+ * local file system the extra copy is cheap next to the system call. */
+#define MV_BOUNCE_MAX ((uint64_t)1 << 20)
+
+/* pread/pwrite exactly `len` bytes unless end of file; -errno on failure, else bytes moved. */
+static int64_t file_all(int fd, uint8_t *buf, uint64_t len, int64_t off, int reading)
+{
+    uint64_t moved = 0;
+    while (moved < len) {
+        ssize_t n = reading ? pread(fd, buf + moved, (size_t)(len - moved),
+                                    (off_t)(off + (int64_t)moved))
+                            : pwrite(fd, buf + moved, (size_t)(len - moved),
+                                     (off_t)(off + (int64_t)moved));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -(int64_t)errno;
+        }
+        if (n == 0)
+            break; /* end of file */
+        moved += (uint64_t)n;
+    }
+    return (int64_t)moved;
+}
 
 static int file_xferv(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t off,
                       int to_guest, uint64_t *done, char *msg, size_t msglen)
@@ -365,48 +389,63 @@ static int file_xferv(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, in
     }
     if (off < 0 || (uint64_t)off > (uint64_t)INT64_MAX - total)
         return fail(msg, msglen, EINVAL, "%s: bad file offset %lld", what, (long long)off);
-    struct iovec iov[MV_IOV_BATCH];
-    uint64_t moved = 0;
+    if (nseg == 1) /* one range: straight between the file and guest RAM */
+        return file_xfer(vm, fd, segs[0], segs[1], off, to_guest, done, msg, msglen);
+    uint64_t cap = total < MV_BOUNCE_MAX ? total : MV_BOUNCE_MAX;
+    uint8_t *bounce = cap > 0 ? malloc((size_t)cap) : NULL;
+    if (cap > 0 && bounce == NULL)
+        return fail(msg, msglen, ENOMEM, "%s: no bounce buffer", what);
+    uint64_t moved = 0; /* bytes done, file side */
     uint32_t seg = 0;
-    uint64_t within = 0; /* bytes of segs[seg] already moved */
-    while (seg < nseg) {
-        int n_iov = 0;
-        for (uint32_t i = seg; i < nseg && n_iov < MV_IOV_BATCH; i++) {
-            uint64_t skip = i == seg ? within : 0;
-            uint64_t len = segs[2 * i + 1] - skip;
-            if (len == 0)
-                continue;
-            iov[n_iov].iov_base = vm->mem + segs[2 * i] + skip;
-            iov[n_iov].iov_len = (size_t)len;
-            n_iov++;
+    uint64_t within = 0; /* bytes of segs[seg] already done */
+    int rc = 0;
+    while (moved < total) {
+        uint64_t want = total - moved < cap ? total - moved : cap;
+        int64_t got = (int64_t)want;
+        if (to_guest) {
+            got = file_all(fd, bounce, want, off + (int64_t)moved, 1);
+            if (got < 0) {
+                rc = fail(msg, msglen, (int)-got, "%s at file offset %lld", what,
+                          (long long)(off + (int64_t)moved));
+                break;
+            }
         }
-        if (n_iov == 0)
-            break;
-        off_t at = (off_t)(off + (int64_t)moved);
-        ssize_t n = to_guest ? preadv(fd, iov, n_iov, at) : pwritev(fd, iov, n_iov, at);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int err = errno;
-            if (done != NULL)
-                *done = moved;
-            return fail(msg, msglen, err, "%s at file offset %lld", what, (long long)at);
+        /* Copy between the bounce buffer and the ranges, in order. */
+        uint64_t pos = 0;
+        while (pos < (uint64_t)got) {
+            uint64_t len = segs[2 * seg + 1] - within;
+            if (len > (uint64_t)got - pos)
+                len = (uint64_t)got - pos;
+            uint8_t *g = vm->mem + segs[2 * seg] + within;
+            if (to_guest)
+                memcpy(g, bounce + pos, (size_t)len);
+            else
+                memcpy(bounce + pos, g, (size_t)len);
+            pos += len;
+            within += len;
+            if (within == segs[2 * seg + 1]) {
+                within = 0;
+                seg++;
+            }
         }
-        if (n == 0)
+        if (!to_guest) {
+            got = file_all(fd, bounce, want, off + (int64_t)moved, 0);
+            if (got < 0) {
+                rc = fail(msg, msglen, (int)-got, "%s at file offset %lld", what,
+                          (long long)(off + (int64_t)moved));
+                break;
+            }
+        }
+        moved += (uint64_t)got;
+        if ((uint64_t)got < want)
             break; /* end of file */
-        moved += (uint64_t)n;
-        uint64_t left = (uint64_t)n;
-        while (seg < nseg && left >= segs[2 * seg + 1] - within) {
-            left -= segs[2 * seg + 1] - within;
-            within = 0;
-            seg++;
-        }
-        within += left;
     }
+    free(bounce);
     if (done != NULL)
         *done = moved;
-    ok(msg, msglen);
-    return 0;
+    if (rc == 0)
+        ok(msg, msglen);
+    return rc;
 }
 
 int mv_mem_preadv(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t file_offset,

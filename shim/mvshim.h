@@ -125,9 +125,9 @@ int mv_mem_pwrite(mv_vm *vm, int fd, uint64_t gpa, uint64_t len, int64_t file_of
                   uint64_t *done, char *msg, size_t msglen);
 /* Scatter/gather file <-> guest memory for one request: `segs` holds `nseg` (gpa, len) pairs
  * (at most MV_SG_MAX). Every range is bounds-checked before any byte moves (-EFAULT, nothing
- * transferred); then the file is read (preadv) into, or written (pwritev) from, the ranges in
- * order, starting at file_offset, looping over short transfers. *done receives the bytes moved
- * (short only at end of file). */
+ * transferred); then consecutive file bytes from file_offset are read into, or written from,
+ * the ranges in order (through a contiguous bounce buffer: one large file call per MiB),
+ * looping over short transfers. *done receives the bytes moved (short only at end of file). */
 int mv_mem_preadv(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t file_offset,
                   uint64_t *done, char *msg, size_t msglen);
 int mv_mem_pwritev(mv_vm *vm, int fd, const uint64_t *segs, uint32_t nseg, int64_t file_offset,

@@ -138,6 +138,21 @@ static int test_guest_memory(const char *kvm)
         CHECK(done == 512);
         CHECK(pread(fd, file_back, sizeof(file_back), 16384) == (ssize_t)sizeof(file_back));
         CHECK(memcmp(file_back, data + 8, sizeof(file_back)) == 0);
+        /* More than one bounce buffer's worth (1 MiB), split inside a range. */
+        static uint8_t big[0x180000], back_big[0x180000];
+        for (size_t i = 0; i < sizeof(big); i++)
+            big[i] = (uint8_t)(i * 13 + (i >> 12));
+        CHECK(pwrite(fd, big, sizeof(big), 0) == (ssize_t)sizeof(big));
+        uint64_t wide[] = {0x40000, 0xC0100, 0x100200, 0xBFF00};
+        CHECK(mv_mem_preadv(vm, fd, wide, 2, 0, &done, msg, sizeof(msg)) == 0);
+        CHECK(done == sizeof(big));
+        CHECK(mv_mem_read(vm, 0x40000, back_big, 0xC0100, msg, sizeof(msg)) == 0);
+        CHECK(mv_mem_read(vm, 0x100200, back_big + 0xC0100, 0xBFF00, msg, sizeof(msg)) == 0);
+        CHECK(memcmp(back_big, big, sizeof(big)) == 0);
+        CHECK(mv_mem_pwritev(vm, fd, wide, 2, 0x180000, &done, msg, sizeof(msg)) == 0);
+        CHECK(done == sizeof(big));
+        CHECK(pread(fd, back_big, sizeof(back_big), 0x180000) == (ssize_t)sizeof(back_big));
+        CHECK(memcmp(back_big, big, sizeof(big)) == 0);
         close(fd);
     }
     mv_vm_destroy(vm);

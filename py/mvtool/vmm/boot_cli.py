@@ -317,6 +317,7 @@ def _virtio_stats(machine: Any) -> list[dict[str, Any]]:
         out.append({
             "name": mapping.name,
             "requests": dev.requests,
+            "descriptors": dev.descriptors,
             "device_errors": len(dev.device_errors),
             "ignored_writes": dict(dev.ignored_writes),
             "bytes_read": getattr(backend, "bytes_read", None),

@@ -255,6 +255,8 @@ class VirtioMmioDevice:
         #: counts, for reports: requests completed, writes the model ignored (by register),
         #: device errors, rejected accesses, activations and resets
         self.requests = 0
+        #: descriptors in the chains served (with ``requests``: the guest's scatter/gather)
+        self.descriptors = 0
         self.ignored_writes: Counter[str] = Counter()
         self.device_errors: list[str] = []
         self.rejected_accesses: Counter[tuple[int, int]] = Counter()
@@ -448,6 +450,7 @@ class VirtioMmioDevice:
         slot_addr = int(m.availEntryAddr(q, self.last_avail[qi]))
         head = int.from_bytes(self._ring_read(AccessKind.AVAIL_READ, slot_addr, 2, qi), "little")
         chain = self._read_chain(qi, q, head)
+        self.descriptors += len(chain)
         written = self.backend.process(chain, buffers, qi)
         used = self.next_used[qi]
         self._ring_write(int(m.usedEntryAddr(q, used)), _USED_ELEM.pack(head, written), qi)
