@@ -415,7 +415,7 @@ def _struct_calls(e: ir.Expr, out: list[ir.Call], kinds: tuple[str, ...] = ("str
 
 
 #: bit-vector attempt on the whole statement, then the linear-integer attempt (ms)
-DIRECT_MS = 700
+DIRECT_MS = 500
 DIRECT_LIA_MS = 3000
 #: per case of a split: a short bit-vector attempt (decides the cases the simplifier nearly
 #: closed), the linear-integer attempt, and a longer bit-vector attempt when the post-state terms
