@@ -56,7 +56,8 @@ boot: guest
 demo: setup check-generated prove guest
 	$(PY) -m mvtool boot
 
-test: setup
+# The guest is built first so that the Linux boot tests run rather than skip.
+test: setup check-generated guest
 	$(PY) -m pytest -q -rs
 
 lint: setup
