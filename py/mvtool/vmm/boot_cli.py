@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -360,6 +359,8 @@ def run_nested(args: argparse.Namespace, announce: bool) -> int:
         _log("this host's KVM (KVM-PVM) cannot run Linux; booting inside the nested "
              "software-emulated host (slow)")
     inner = ["boot", "--host", "direct", "--host-label", "nested", *inner_argv(args)]
+    import tempfile
+
     writable = {tempfile.gettempdir()}
     for d in args.disk:
         if not args.disk_readonly:

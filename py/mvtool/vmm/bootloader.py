@@ -14,13 +14,8 @@ emulation it boots much faster than the bzImage, whose decompressor is slow ther
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import lzma
 import os
-import shutil
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -396,6 +391,12 @@ _MAGICS = {
 
 
 def _decompress(kind: str, payload: bytes, name: str) -> bytes:
+    # Imported here: only bzImage extraction needs them, and every import counts at start-up.
+    import gzip
+    import lzma
+    import shutil
+    import subprocess
+
     if kind == "gzip":
         return gzip.GzipFile(fileobj=_Reader(payload)).read()
     if kind == "xz":
@@ -436,6 +437,8 @@ def extract_vmlinux(data: bytes, name: str = "kernel") -> bytes:
     kind = next((k for magic, k in _MAGICS.items() if payload.startswith(magic)), None)
     if kind is None:
         raise BootImageError(f"{name}: unknown payload compression (magic {payload[:6].hex()})")
+    import lzma
+
     try:
         elf = _decompress(kind, payload, name)
     except (OSError, EOFError, lzma.LZMAError) as exc:
@@ -450,6 +453,8 @@ def ensure_vmlinux(bzimage: Path) -> Path:
     data = read_kernel_file(bzimage)
     if is_elf(data[:4]):
         return bzimage
+    import hashlib
+
     digest = hashlib.sha256(data).hexdigest()[:16]
     out = CACHE_DIR / "vmlinux" / f"vmlinux-{digest}"
     if not out.is_file():
