@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 
 from mvtool.errors import MvtoolError
@@ -22,6 +23,10 @@ from mvtool.vmm import platform
 
 DEFAULT_TIMEOUT = 300.0
 NESTED_MARGIN = 240.0  # seconds on top of --timeout for bringing the nested host up
+MODEL_CHOICES = ("verified", "vulnerable")
+TWIN_WARNING = ("WARNING: the virtio devices run the VULNERABLE TWIN model (mutant "
+                "vulnerable_twin: queue registers writable after DRIVER_OK, CVE-2026-5747); "
+                "it exists only to demonstrate the attack")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds before the guest is stopped (default {DEFAULT_TIMEOUT:.0f})")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="verified",
+                        help="transport model of the virtio devices: the verified extraction "
+                        "(default) or its vulnerable twin (pre-fix CVE-2026-5747 behaviour; "
+                        "only for the attack demonstration)")
+    parser.add_argument("--model-file", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--host-label", default=None, help=argparse.SUPPRESS)
 
 
@@ -227,6 +237,31 @@ def _stdin_feeder(feed: Callable[[bytes], None]) -> None:
     threading.Thread(target=pump, name="console-input", daemon=True).start()
 
 
+# --- device model ---------------------------------------------------------------------------
+
+def device_model(args: argparse.Namespace) -> ModuleType | None:
+    """The transport model module of ``--model`` (None: the devices' default, verified).
+
+    The twin is extracted on demand by :func:`mvtool.attack.load_model` (cached); a run inside
+    the nested host gets the cached file's path (``--model-file``) so that it does not repeat
+    the extraction check under software emulation."""
+    if args.model == "verified":
+        return None
+    if args.model_file:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("mvtool_twin_model", args.model_file)
+        if spec is None or spec.loader is None or not Path(args.model_file).is_file():
+            raise MvtoolError(f"model file {args.model_file}: cannot be imported")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+    from mvtool.attack import load_model
+
+    return load_model(args.model)
+
+
 # --- run ------------------------------------------------------------------------------------
 
 def _log(message: str) -> None:
@@ -251,11 +286,15 @@ def run_direct(args: argparse.Namespace, plan: BootPlan, mem_size: int) -> int:
         out: IO[bytes] = log_file
     else:
         out = sys.stderr.buffer if args.json else sys.stdout.buffer
+    model = device_model(args)
+    if model is not None:
+        _log(TWIN_WARNING)
     console = Console(out, plan.marker)
     t_start = time.monotonic()
     try:
         with Machine(mem_size, kvm_path=args.kvm_device, console=console, log=_log) as machine:
-            setup = setup_linux(machine, plan.kernel, plan.initrd, plan.cmdline, disks, _log)
+            setup = setup_linux(machine, plan.kernel, plan.initrd, plan.cmdline, disks, _log,
+                                model)
             if sys.stdin.isatty() and not args.json:
                 _stdin_feeder(machine.serial.feed)
             console.t0 = time.monotonic()
@@ -279,6 +318,7 @@ def run_direct(args: argparse.Namespace, plan: BootPlan, mem_size: int) -> int:
         "kernel_format": setup.kernel.kind,
         "initrd": str(plan.initrd) if plan.initrd else None,
         "mem_mib": mem_size >> 20,
+        "model": args.model,
         "marker": plan.marker,
         "boot_to_marker_seconds": console.marker_seconds,
         "run_seconds": result.seconds,
@@ -318,6 +358,7 @@ def _virtio_stats(machine: Any) -> list[dict[str, Any]]:
             "requests": dev.requests,
             "descriptors": dev.descriptors,
             "device_errors": len(dev.device_errors),
+            "device_errors_first": list(dev.device_errors[:3]),
             "ignored_writes": dict(dev.ignored_writes),
             "bytes_read": getattr(backend, "bytes_read", None),
             "bytes_written": getattr(backend, "bytes_written", None),
@@ -346,6 +387,10 @@ def inner_argv(args: argparse.Namespace) -> list[str]:
         out += ["--marker", args.marker]
     if args.json:
         out.append("--json")
+    if args.model != "verified":
+        out += ["--model", args.model]
+    if args.model_file:
+        out += ["--model-file", str(Path(args.model_file).resolve())]
     return out
 
 
@@ -358,6 +403,10 @@ def run_nested(args: argparse.Namespace, announce: bool) -> int:
     if announce:
         _log("this host's KVM (KVM-PVM) cannot run Linux; booting inside the nested "
              "software-emulated host (slow)")
+    if args.model != "verified" and not args.model_file:
+        # Extract (or find cached) on the host: the repository is read-only inside.
+        module = device_model(args)
+        args.model_file = getattr(module, "__file__", None)
     inner = ["boot", "--host", "direct", "--host-label", "nested", *inner_argv(args)]
     import tempfile
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from mvtool.errors import MvtoolError
 from mvtool.vmm import acpi, bootloader, cpu, platform
@@ -50,10 +51,12 @@ def check_disk(disk: Disk) -> None:
                           f" ({exc.strerror})") from None
 
 
-def attach_disks(machine: Machine, disks: list[Disk],
-                 log: Callable[[str], None]) -> tuple[list[acpi.VirtioMmioSlot], str | None]:
+def attach_disks(machine: Machine, disks: list[Disk], log: Callable[[str], None],
+                 model: ModuleType | None = None
+                 ) -> tuple[list[acpi.VirtioMmioSlot], str | None]:
     """Attach one virtio-blk device per disk at the platform's virtio-mmio windows.
 
+    ``model`` is the extracted transport model the devices run (default: the verified one).
     The device model is imported lazily; if it is not available the guest boots without disks
     and the reason is returned (and logged)."""
     if not disks:
@@ -69,7 +72,8 @@ def attach_disks(machine: Machine, disks: list[Disk],
     for i, disk in enumerate(disks):
         slot = acpi.virtio_slot(i)
         backend = VirtioBlkBackend(str(disk.path), disk.readonly)
-        device = VirtioMmioDevice(machine.memory, machine.irq_line(slot.gsi), backend)
+        device = VirtioMmioDevice(machine.memory, machine.irq_line(slot.gsi), backend,
+                                  model=model)
         machine.attach_mmio(slot.base, slot.size, device, f"virtio-blk{i}")
         slots.append(slot)
     return slots, None
@@ -86,13 +90,15 @@ def write_acpi(machine: Machine, slots: list[acpi.VirtioMmioSlot]) -> acpi.AcpiT
 
 
 def setup_linux(machine: Machine, kernel: Path, initrd: Path | None, cmdline: str,
-                disks: list[Disk], log: Callable[[str], None]) -> LinuxSetup:
-    """Load everything and point the vCPU at the kernel's 64-bit entry."""
+                disks: list[Disk], log: Callable[[str], None],
+                model: ModuleType | None = None) -> LinuxSetup:
+    """Load everything and point the vCPU at the kernel's 64-bit entry. ``model``: the
+    virtio devices' transport model (default: the verified extraction)."""
     mem = machine.memory
     image = bootloader.load_kernel(mem, kernel)
     rd = bootloader.load_initrd(mem, initrd, image) if initrd is not None else None
     cmdline_len = bootloader.write_cmdline(mem, cmdline, image)
-    slots, missing = attach_disks(machine, disks, log)
+    slots, missing = attach_disks(machine, disks, log, model)
     tables = write_acpi(machine, slots)
     zero_page = bootloader.build_zero_page(image, mem.size, platform.CMDLINE_ADDR, cmdline_len,
                                            rd, tables.rsdp_addr)
