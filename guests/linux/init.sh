@@ -70,6 +70,17 @@ if [ -b /dev/vda ]; then
     esac
 fi
 
+# The CVE-2026-5747 demonstration (guests/linux/attack/): a root process rewrites the live
+# queue's registers. Only with @ATTACK_PARAM@=<name> and the script in this initramfs.
+attack=$(sed -n 's/.*@ATTACK_PARAM@=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$attack" ]; then
+    if [ -x "@ATTACK_DIR@/$attack.sh" ]; then
+        "@ATTACK_DIR@/$attack.sh"
+    else
+        echo "@ATTACK_LINE@ linux-$attack observed error=not-in-this-initramfs"
+    fi
+fi
+
 case " $(cat /proc/cmdline) " in
     *" @DMESG_PARAM@ "*) dmesg ;;
 esac

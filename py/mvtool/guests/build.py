@@ -126,6 +126,9 @@ def build_guest_initramfs(kernel: DebianKernel, busybox: Path) -> bytes:
         "READ_BENCH_PARAM": protocol.READ_BENCH_PARAM,
         "READ_BENCH_BYTES": protocol.READ_BENCH_BYTES,
         "DMESG_PARAM": protocol.DMESG_PARAM,
+        "ATTACK_PARAM": protocol.ATTACK_PARAM,
+        "ATTACK_DIR": protocol.ATTACK_DIR,
+        "ATTACK_LINE": protocol.ATTACK_LINE,
     }), 0o755)
     return arc.to_bytes()
 

@@ -22,6 +22,14 @@ READ_BENCH_PARAM = "microvmm.bench=read"
 DMESG_PARAM = "microvmm.dmesg=1"
 #: Bytes the read benchmark reads from the start of /dev/vda.
 READ_BENCH_BYTES = 64 << 20
+#: Kernel command-line parameter ``microvmm.attack=<name>``: /init runs the CVE-2026-5747
+#: attack script ``ATTACK_DIR/<name>.sh`` after the disk test (the scripts are only in the attack
+#: initramfs, see :mod:`mvtool.attack`).
+ATTACK_PARAM = "microvmm.attack"
+#: Where the attack initramfs holds the scripts of ``guests/linux/attack/``.
+ATTACK_DIR = "/etc/attack"
+#: ``ATTACK linux-<name> observed key=value ...``: what an attack script saw (one line per step).
+ATTACK_LINE = "ATTACK"
 
 #: The disk test writes DISK_PATTERN at this byte offset of /dev/vda (4 KiB aligned for O_DIRECT).
 DISK_TEST_OFFSET = 1 << 20
