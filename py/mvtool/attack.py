@@ -17,6 +17,11 @@ against the regions validated at activation and stops the VMM at the first one o
 For each attack on the twin, the SMT backend refutes the catalogue obligation the attack targets
 on the twin's model, and its counterexample is shown beside the live run: proof and
 demonstration point at the same rule.
+
+``mvtool attack linux`` is the same attack from a root process of the default Linux guest while
+its virtio-blk driver is live: ``guests/linux/attack/queue-rewrite.sh`` rewrites the queue
+registers with ``busybox devmem`` and keeps reading ``/dev/vda``. The guest is booted the way
+``mvtool boot`` boots it (inside the nested host here), once per model.
 """
 
 from __future__ import annotations
@@ -540,7 +545,9 @@ def write_tables(runs: list[AttackRun], directory: Path = TABLE_DIR) -> list[Pat
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``mvtool attack`` options."""
     p.add_argument("name", nargs="?", default="all",
-                   help="attack to run, or 'all' (default): " + ", ".join(BY_NAME))
+                   help="attack to run, or 'all' (default): " + ", ".join(BY_NAME)
+                   + "; or 'linux': the register rewrite from a root process of the Linux "
+                   "guest (booted like `mvtool boot`)")
     p.add_argument("--model", choices=("verified", "vulnerable", "both"), default="verified",
                    help="device model to attack (default verified)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -548,15 +555,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="record out-of-region accesses without stopping the VMM (counts them all)")
     p.add_argument("--no-smt", action="store_true",
                    help="skip the SMT refutation shown beside the twin's runs")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per guest (default 30)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help=f"seconds per guest (default 30; linux: {LINUX_TIMEOUT:.0f} per boot)")
+    p.add_argument("--host", choices=("direct", "nested", "auto"), default="auto",
+                   help="linux only: where the guest boots, as for `mvtool boot` (default auto: "
+                   "the nested host when this host's KVM is KVM-PVM)")
     p.add_argument("--table", action="store_true",
-                   help="write paper/tables/attacks.{md,json} from this run")
+                   help="write paper/tables/attacks.{md,json} (linux: attacks-linux.{md,json}) "
+                   "from this run")
     p.add_argument("--kvm", default="/dev/kvm", help="KVM device (default /dev/kvm)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the attacks; exit 0 when every run matched the expectation (the verified model
     absorbed everything; with the twin, the register rewrites were caught)."""
+    if args.name == "linux":
+        return run_linux_command(args)
+    if args.timeout is None:
+        args.timeout = 30.0
     if args.name == "all":
         attacks = list(ATTACKS)
     elif args.name in BY_NAME:
@@ -602,4 +618,470 @@ def run(args: argparse.Namespace) -> int:
             print(f"{m}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         print("result: " + ("as expected" if ok else "NOT as expected: " + ", ".join(
             f"{r.attack}[{r.model}]={r.outcome}" for r in runs if not r.as_expected)))
+    return 0 if ok else 1
+
+
+# ---- the Linux guest ------------------------------------------------------------------------------
+
+LINUX_ATTACK_DIR = ROOT / "guests" / "linux" / "attack"
+LINUX_ATTACK = "queue-rewrite"
+#: Parameters the attack boot adds to the default guest's command line: the script to run, and
+#: `iomem=relaxed` because Debian's kernel has CONFIG_STRICT_DEVMEM=y + CONFIG_IO_STRICT_DEVMEM=y
+#: (/dev/mem refuses an MMIO range a driver holds; the guest's root chooses its command line).
+LINUX_CMDLINE_EXTRA = ("iomem=relaxed",)
+
+
+def build_attack_initramfs(out: Path | None = None) -> Path:
+    """``_cache/guest/initramfs-attack.cpio``: the default guest's initramfs followed by a second
+    archive holding ``guests/linux/attack/*.sh`` under ``protocol.ATTACK_DIR`` (the kernel
+    unpacks concatenated archives in order). Rewritten only when its bytes change."""
+    from mvtool.guests import default_guest
+    from mvtool.guests.cpio import Archive
+    from mvtool.guests.protocol import ATTACK_DIR
+
+    guest = default_guest()
+    overlay = Archive()
+    for script in sorted(LINUX_ATTACK_DIR.glob("*.sh")):
+        overlay.file(f"{ATTACK_DIR.strip('/')}/{script.name}", script.read_bytes(), 0o755)
+    data = guest.initrd.read_bytes() + overlay.to_bytes()
+    path = out or guest.initrd.parent / "initramfs-attack.cpio"
+    if not (path.is_file() and path.read_bytes() == data):
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+#: The steps of ``queue-rewrite.sh`` (name, register, what the guest writes) and the catalogue
+#: obligation each one attacks, in the order the script runs them.
+LINUX_STEPS: tuple[tuple[str, str, str, str], ...] = (
+    ("queue-num-huge", "QueueNum", "0xffff", "immut_queue_num"),
+    ("queue-desc-outside", "QueueDescHigh", "0x1", "immut_queue_desc"),
+    ("queue-device-outside", "QueueDeviceHigh", "0x1", "immut_queue_device"),
+)
+#: Kernel configuration options that decide whether a root process may map the register window.
+DEVMEM_OPTIONS = ("CONFIG_DEVMEM", "CONFIG_STRICT_DEVMEM", "CONFIG_IO_STRICT_DEVMEM",
+                  "CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE", "CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT")
+#: Seconds per Linux boot (boot, disk test, attack, poweroff; measured ~20 s in the nested host).
+LINUX_TIMEOUT = 240.0
+#: Sectors of the Linux attack disk: DISK_PATTERN repeated (2 MiB), so that the guest's own disk
+#: test (which writes DISK_PATTERN at DISK_TEST_OFFSET) leaves the bytes unchanged.
+LINUX_DISK_COPIES = 512
+
+
+def kernel_devmem_config() -> dict[str, str]:
+    """The default guest kernel's settings of :data:`DEVMEM_OPTIONS` (``y``, ``n`` for "is not
+    set", or ``?`` when the kernel package has no config file)."""
+    from mvtool.guests import default_guest
+
+    guest = default_guest()
+    config = guest.bzimage.parent / f"config-{guest.release}"
+    values = dict.fromkeys(DEVMEM_OPTIONS, "?")
+    try:
+        text = config.read_text(errors="replace")
+    except OSError:
+        return values
+    for name in DEVMEM_OPTIONS:
+        if f"\n{name}=y" in text or text.startswith(f"{name}=y"):
+            values[name] = "y"
+        elif f"# {name} is not set" in text:
+            values[name] = "n"
+    return values
+
+
+def linux_disk_bytes() -> bytes:
+    """The attack disk's contents."""
+    from mvtool.guests.protocol import DISK_PATTERN
+
+    return DISK_PATTERN * LINUX_DISK_COPIES
+
+
+def expected_reference_sha(blocks: int) -> str:
+    """What the guest's reference read of ``blocks`` 4 KiB blocks must hash to (first 16 hex
+    digits of the sha256), from the disk image the host wrote."""
+    return hashlib.sha256(linux_disk_bytes()[:blocks * 4096]).hexdigest()[:16]
+
+
+def parse_linux_lines(lines: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """``(what, key -> value)`` for each ``ATTACK linux-<what> observed ...`` console line."""
+    out = []
+    for raw in lines:
+        m = ATTACK_LINE.match(raw.strip())
+        if m and m.group(1).startswith("linux-"):
+            kv = dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv)
+            out.append((m.group(1)[len("linux-"):], kv))
+    return out
+
+
+@dataclass
+class LinuxStep:
+    """One register rewrite of the Linux attack, as the guest reported it."""
+
+    name: str
+    register: str
+    value: str
+    obligation: str
+    before: str | None = None          #: read-back before the write
+    write: str | None = None           #: done | refused (by /dev/mem)
+    after: str | None = None           #: read-back after the write
+    io_ok: bool | None = None          #: None: the guest never got to report the reads
+    disk_ok: bool | None = None        #: the reads returned the reference bytes
+
+    @property
+    def took(self) -> bool:
+        """The read-back shows the guest's value."""
+        return self.after is not None and _num(self.after) == _num(self.value)
+
+
+def _num(text: str | None) -> int | None:
+    try:
+        return int(text, 0) if text is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class LinuxRun:
+    """What the Linux attack did against one model, measured."""
+
+    model: str
+    outcome: str                         #: absorbed | caught | took-effect | prevented | failed
+    expected: str
+    as_expected: bool
+    steps: list[LinuxStep]
+    guest_lines: list[str]
+    window: str | None
+    reference_ok: bool | None            #: the reference read returned the disk image's bytes
+    guest_done: bool
+    prevented: str | None
+    kernel_config: dict[str, str]
+    cmdline: str
+    vmm_survived: bool                   #: the VMM ended in a controlled way and reported
+    exit_kind: str
+    exit_reason: str
+    status: int | None
+    disk_round_trip: str | None
+    boot_to_marker_seconds: float | None
+    run_seconds: float | None
+    requests_served: int
+    ignored_writes: dict[str, int]
+    device_errors: int
+    device_errors_first: list[str]
+    accesses_checked: int
+    outside_count: int
+    host: str
+    smt: Refutation | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("smt", "steps")}
+        d["steps"] = [dict(s.__dict__, took=s.took) for s in self.steps]
+        d["smt"] = self.smt.as_dict() if self.smt else None
+        return d
+
+
+def expected_linux_outcome(model: str) -> str:
+    """The verified model ignores the rewrites; the twin uses them and is stopped."""
+    return "absorbed" if model == "verified" else "caught"
+
+
+def linux_run_from(model: str, summary: dict[str, Any] | None, console: list[str],
+                   cmdline: str, host: str, config: dict[str, str]) -> LinuxRun:
+    """Assemble a :class:`LinuxRun` from the boot's JSON summary (None if the VMM printed none)
+    and the guest console."""
+    parsed = parse_linux_lines(console)
+    steps = [LinuxStep(n, r, v, o) for n, r, v, o in LINUX_STEPS]
+    by_name = {s.name: s for s in steps}
+    window = None
+    reference_ok = None
+    prevented = None
+    done = False
+    for what, kv in parsed:
+        if what == "setup":
+            if "error" in kv:
+                prevented = kv["error"] + (f" ({kv['hint']})" if "hint" in kv else "")
+                continue
+            window = kv.get("window")
+            sha, blocks = kv.get("sha"), _num(kv.get("blocks"))
+            if sha is not None and blocks:
+                reference_ok = sha == expected_reference_sha(blocks)
+        elif what == "done":
+            done = True
+        elif what in by_name:
+            s = by_name[what]
+            if kv.get("phase") == "rewrite":
+                s.before, s.write, s.after = kv.get("before"), kv.get("write"), kv.get("after")
+                if s.write == "refused" and prevented is None:
+                    prevented = f"/dev/mem refused the write to {s.register}"
+            elif kv.get("phase") == "io":
+                s.io_ok, s.disk_ok = kv.get("io_ok") == "1", kv.get("disk_ok") == "1"
+        elif "error" in kv and prevented is None:
+            prevented = f"{what}: {kv['error']}"
+    dev = (summary or {}).get("virtio") or [{}]
+    dev0 = dev[0] if dev else {}
+    exit_kind = (summary or {}).get("exit_reason", "no-report")
+    outside = int(dev0.get("outside_validated_regions", 0))
+    if summary is None:
+        outcome = "failed"
+    elif exit_kind == "containment" or outside > 0:
+        outcome = "caught"
+    elif prevented is not None:
+        outcome = "prevented"
+    elif any(s.took for s in steps):
+        outcome = "took-effect"
+    elif (exit_kind == "poweroff" and done and reference_ok
+          and all(s.io_ok and s.disk_ok for s in steps)):
+        outcome = "absorbed"
+    else:
+        outcome = "failed"
+    expected = expected_linux_outcome(model)
+    return LinuxRun(
+        model=model, outcome=outcome, expected=expected, as_expected=outcome == expected,
+        steps=steps, guest_lines=[ln.strip() for ln in console
+                                  if ATTACK_LINE.match(ln.strip())],
+        window=window, reference_ok=reference_ok, guest_done=done, prevented=prevented,
+        kernel_config=config, cmdline=cmdline,
+        vmm_survived=summary is not None and exit_kind not in ("internal-error", "kvm-error"),
+        exit_kind=exit_kind,
+        exit_reason=(summary or {}).get("exit_detail", "the VMM printed no summary"),
+        status=(summary or {}).get("status"),
+        disk_round_trip=(summary or {}).get("disk_round_trip"),
+        boot_to_marker_seconds=_round((summary or {}).get("boot_to_marker_seconds")),
+        run_seconds=_round((summary or {}).get("run_seconds")),
+        requests_served=int(dev0.get("requests", 0)),
+        ignored_writes=dict(dev0.get("ignored_writes", {})),
+        device_errors=int(dev0.get("device_errors", 0)),
+        device_errors_first=list(dev0.get("device_errors_first", [])),
+        accesses_checked=int(dev0.get("accesses_checked", 0)),
+        outside_count=outside, host=host)
+
+
+def _round(x: Any) -> float | None:
+    return round(float(x), 2) if isinstance(x, (int, float)) else None
+
+
+def _linux_job(models: list[str], work: Path, initrd: Path, cmdline: str, timeout: float,
+               model_files: dict[str, str]) -> str:
+    """The shell job that boots the attack guest once per model (inside the nested host, or
+    here): each boot's JSON summary, guest console and stderr go to files in ``work``."""
+    import shlex
+
+    lines = ["set -u"]
+    for m in models:
+        argv = ["python3", "-m", "mvtool.vmm.boot_cli", "--host", "direct",
+                "--initrd", str(initrd), "--cmdline", cmdline,
+                "--disk", str(work / f"{m}.img"), "--json",
+                "--console-log", str(work / f"{m}.console"), "--timeout", str(timeout),
+                "--model", m]
+        if m in model_files:
+            argv += ["--model-file", model_files[m]]
+        lines.append(f"{shlex.join(argv)} > {shlex.quote(str(work / f'{m}.json'))} "
+                     f"2> {shlex.quote(str(work / f'{m}.err'))}")
+        lines.append(f"echo \"attack-linux: {m} exit $?\"")
+    return "\n".join(lines) + "\n"
+
+
+def run_linux(models: list[str], *, host: str = "auto", timeout: float = LINUX_TIMEOUT,
+              progress: bool = True) -> list[LinuxRun]:
+    """Boot the default Linux guest with the attack script once per model, the way ``mvtool
+    boot`` boots it (inside the nested host when this host's KVM is KVM-PVM), and report."""
+    import shutil
+    import subprocess
+
+    from mvtool.guests import default_guest
+    from mvtool.vmm.boot_cli import is_kvm_pvm
+
+    guest = default_guest()
+    initrd = build_attack_initramfs()
+    config = kernel_devmem_config()
+    params = [*LINUX_CMDLINE_EXTRA, f"microvmm.attack={LINUX_ATTACK}"]
+    cmdline = " ".join([guest.cmdline, *params])
+    if host == "auto":
+        host = "nested" if is_kvm_pvm() else "direct"
+    model_files: dict[str, str] = {}
+    for m in models:
+        if m != "verified":
+            # Extracted here: the repository is read-only inside the nested host.
+            model_files[m] = str(getattr(load_model(m), "__file__", ""))
+
+    def say(msg: str) -> None:
+        if progress:
+            print(f"attack linux: {msg}", file=sys.stderr, flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="mvtool-attack-linux-"))
+    try:
+        for m in models:
+            (work / f"{m}.img").write_bytes(linux_disk_bytes())
+        job = work / "job.sh"
+        job.write_text(_linux_job(models, work, initrd, cmdline, timeout, model_files))
+        say(f"booting {guest.release} once per model ({', '.join(models)}) on the {host} host; "
+            f"command line +{' '.join(params)}")
+        if host == "nested":
+            from mvtool.nested import prepare_on_host, run_nested
+
+            prepare_on_host()
+            run_nested(["sh", str(job)], cwd=ROOT, writable=[work, CACHE_DIR],
+                       timeout=len(models) * timeout + 240.0, progress=progress, echo=False,
+                       on_line=lambda ln: say(ln.split(":", 1)[1].strip())
+                       if ln.startswith("attack-linux:") else None)
+        else:
+            env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+            subprocess.run(["sh", str(job)], cwd=ROOT, env=env, check=False,
+                           timeout=len(models) * timeout + 60.0)
+        runs = []
+        for m in models:
+            try:
+                summary = json.loads((work / f"{m}.json").read_text())
+            except (OSError, ValueError):
+                summary = None
+            try:
+                console = (work / f"{m}.console").read_text(errors="replace").splitlines()
+            except OSError:
+                console = []
+            if summary is None:
+                err = (work / f"{m}.err")
+                tail = err.read_text(errors="replace").strip().splitlines() if err.is_file() else []
+                say(f"{m}: the VMM printed no summary: {(tail or ['no output'])[-1]}")
+            runs.append(linux_run_from(m, summary, console, cmdline, host, config))
+        return runs
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _linux_text(run: LinuxRun) -> list[str]:
+    mark = "ok" if run.as_expected else "UNEXPECTED"
+    out = [(f"linux {LINUX_ATTACK} [{run.model}] -> {run.outcome.upper()} ({mark}; expected "
+           f"{run.expected}) — a root process rewrites the live queue with devmem")]
+    cfg = " ".join(f"{k}={v}" for k, v in run.kernel_config.items())
+    out.append(f"  kernel: {cfg}; booted with {' '.join(LINUX_CMDLINE_EXTRA)}")
+    if run.prevented:
+        out.append(f"  guest:  PREVENTED by the kernel: {run.prevented} — /dev/mem refuses the "
+                   "virtio-mmio window (STRICT_DEVMEM/IO_STRICT_DEVMEM) unless booted with "
+                   "iomem=relaxed")
+    ref = {True: "matches the disk image", False: "DIFFERS from the disk image",
+           None: "not reported"}[run.reference_ok]
+    out.append(f"  guest:  window {run.window or '?'}, reference read {ref}")
+    for s in run.steps:
+        if s.write is None:
+            out.append(f"    {s.name}: not reached")
+            continue
+        io = ("reads not reported (the VMM stopped)" if s.io_ok is None else
+              f"reads {'ok' if s.io_ok else 'FAILED'}, "
+              f"{'same bytes' if s.disk_ok else 'DIFFERENT bytes'}")
+        out.append(f"    {s.name}: {s.register} reads {s.before}, write {s.value} ({s.write}), "
+                   f"reads {s.after} afterwards{' (TOOK)' if s.took else ''}; {io}")
+    out.append(f"    attack script {'finished' if run.guest_done else 'did not finish'}; guest "
+               f"disk test: {run.disk_round_trip or 'not reported'}")
+    ignored = ", ".join(f"{k}×{v}" for k, v in sorted(run.ignored_writes.items())) or "none"
+    out.append(f"  device: {run.requests_served} requests served, writes ignored: {ignored}")
+    errs = "; ".join(run.device_errors_first[:2]) or "none"
+    out.append(f"          DEVICE_NEEDS_RESET: {run.device_errors} ({errs})")
+    out.append(f"  monitor: {run.accesses_checked} guest-memory accesses checked, "
+               f"{run.outside_count} outside the regions validated at activation")
+    survived = "yes" if run.vmm_survived else "NO"
+    marker = (f", marker after {run.boot_to_marker_seconds:.1f} s"
+              if run.boot_to_marker_seconds is not None else "")
+    secs = f", run {run.run_seconds:.1f} s" if run.run_seconds is not None else ""
+    out.append(f"  VMM:    {run.exit_kind}: {run.exit_reason} (status {run.status}; controlled "
+               f"end: {survived}{marker}{secs}; {run.host} host)")
+    if run.smt is not None:
+        out.extend("  " + x for x in run.smt.lines())
+    return out
+
+
+def _linux_cell(run: LinuxRun, step: LinuxStep) -> str:
+    if step.write is None:
+        return "not reached (VMM already stopped)" if run.outcome == "caught" else "not reached"
+    read = f"reads back {step.after}"
+    if step.took:
+        read += " (took)"
+    if step.io_ok is None:
+        if run.outcome == "caught":
+            what = run.exit_reason.rsplit("activation: ", 1)[-1]
+            what = re.sub(r"0x[0-9a-f]+", "…", what) if what != run.exit_reason else "containment"
+            return (f"{read}; **caught**: the next request stopped the VMM ({what}; "
+                    f"{run.outside_count} out-of-region access)")
+        return f"{read}; reads not reported"
+    io = "disk reads ok, same bytes" if step.io_ok and step.disk_ok else "disk reads FAILED"
+    return f"{read}{'' if step.took else ' (ignored)'}; {io}"
+
+
+def write_linux_tables(runs: list[LinuxRun], directory: Path = TABLE_DIR) -> list[Path]:
+    """paper/tables/attacks-linux.md and attacks-linux.json from a measured run."""
+    directory.mkdir(parents=True, exist_ok=True)
+    models = [m for m in MODELS if any(r.model == m for r in runs)]
+    by = {r.model: r for r in runs}
+    flag = "both" if len(models) > 1 else models[0]
+    cfg = ", ".join(f"`{k}={v}`" for k, v in runs[0].kernel_config.items()) if runs else ""
+    lines = [(f"<!-- generated by `python -m mvtool attack linux --model {flag} --table` from a "
+              "measured run; do not edit -->"), "",
+             "| step (root in the Linux guest, virtio-blk live) | " + " | ".join(
+                 f"{m} model" for m in models) + " |",
+             "|---|" + "---|" * len(models)]
+    for i, (name, register, value, _) in enumerate(LINUX_STEPS):
+        cells = [_linux_cell(by[m], by[m].steps[i]) for m in models]
+        lines.append(f"| `{name}`: {register} := {value} | " + " | ".join(cells) + " |")
+    ends = []
+    for m in models:
+        r = by[m]
+        cell = f"**{r.outcome}**: {r.exit_kind}, status {r.status}"
+        cell += f"; {r.requests_served} requests, {r.outside_count} out-of-region"
+        if not r.as_expected:
+            cell += " — UNEXPECTED"
+        ends.append(cell)
+    lines.append("| end of the run | " + " | ".join(ends) + " |")
+    lines += ["", f"Guest: Debian's kernel ({cfg}), booted with "
+              f"`{' '.join(LINUX_CMDLINE_EXTRA)}`; `busybox devmem` on the virtio-mmio window; "
+              "host: " + ", ".join(sorted({r.host for r in runs})) + "."]
+    md = directory / "attacks-linux.md"
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    js = directory / "attacks-linux.json"
+    rows = []
+    for r in runs:
+        d = r.as_dict()
+        for k in ("boot_to_marker_seconds", "run_seconds"):
+            d.pop(k, None)
+        if d.get("smt"):
+            d["smt"].pop("seconds", None)
+        rows.append(d)
+    js.write_text(json.dumps({"runs": rows}, indent=2) + "\n", encoding="utf-8")
+    return [md, js]
+
+
+def run_linux_command(args: argparse.Namespace) -> int:
+    """``mvtool attack linux``: exit 0 when both models behaved as the demonstration expects."""
+    from mvtool.nested import qemu_binary
+
+    if args.no_stop:
+        raise MvtoolError("--no-stop is not available for the Linux guest (the boot runs the "
+                          "enforcing monitor)")
+    timeout = LINUX_TIMEOUT if args.timeout is None else args.timeout
+    if timeout <= 0:
+        raise MvtoolError("--timeout must be positive")
+    from mvtool.vmm.boot_cli import is_kvm_pvm
+
+    if args.host == "nested" or (args.host == "auto" and is_kvm_pvm()):
+        qemu_binary()
+    models = list(MODELS) if args.model == "both" else [args.model]
+    runs = run_linux(models, host=args.host, timeout=timeout, progress=not args.json)
+    for r in runs:
+        if r.model == "vulnerable" and not args.no_smt:
+            name, _, _, obligation = LINUX_STEPS[0]
+            r.smt = refute(obligation, "vulnerable", register=BY_NAME[name].register)
+        if not args.json:
+            print("\n".join(_linux_text(r)))
+            print()
+    ok = all(r.as_expected for r in runs)
+    if args.table:
+        written = write_linux_tables(runs)
+        if not args.json:
+            print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
+    if args.json:
+        print(json.dumps({"ok": ok, "runs": [r.as_dict() for r in runs]}, indent=2))
+    else:
+        prevented = [r for r in runs if r.outcome == "prevented"]
+        if prevented:
+            print("the guest kernel prevented the attack: " + prevented[0].prevented)
+        print("result: " + ("as expected" if ok else "NOT as expected: " + ", ".join(
+            f"{r.model}={r.outcome}" for r in runs if not r.as_expected)))
     return 0 if ok else 1

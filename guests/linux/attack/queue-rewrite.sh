@@ -50,7 +50,7 @@ read_disk() {
 
 reference=$(read_disk)
 echo "ATTACK linux-setup observed window=$(printf '0x%x' "$base") status=$(rd 0x070)" \
-     "magic=$(rd 0x000) device_id=$(rd 0x008) sha=$reference"
+     "magic=$(rd 0x000) device_id=$(rd 0x008) blocks=$blocks sha=$reference"
 if [ "$(rd 0x000)" = refused ]; then
     echo "ATTACK linux-setup observed error=devmem-refused hint=boot-with-iomem=relaxed"
     exit 1
