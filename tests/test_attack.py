@@ -40,7 +40,7 @@ def test_twin_register_rewrite_is_caught(attack):
     assert r.outside_count >= 1
     # the runtime state monitor saw the rule break at the rewrite itself
     assert "post-activation-immutable" in r.state_first
-    assert r.exit_kind == "device-error" and "ContainmentViolation" in r.exit_reason
+    assert r.exit_kind == "containment" and "ContainmentViolation" in r.exit_reason
     # the guest never got to its verdict: the VMM stopped before the out-of-bounds access
     assert r.guest_line is None and r.last_step == "serve"
 

@@ -1060,6 +1060,9 @@ def run_linux_command(args: argparse.Namespace) -> int:
         raise MvtoolError("--timeout must be positive")
     from mvtool.vmm.boot_cli import is_kvm_pvm
 
+    if args.host == "direct" and is_kvm_pvm():
+        raise MvtoolError("this host's KVM (KVM-PVM) cannot run the Linux guest: use --host "
+                          "nested or auto")
     if args.host == "nested" or (args.host == "auto" and is_kvm_pvm()):
         qemu_binary()
     models = list(MODELS) if args.model == "both" else [args.model]
