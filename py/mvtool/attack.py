@@ -938,11 +938,13 @@ def run_linux(models: list[str], *, host: str = "auto", timeout: float = LINUX_T
                 console = (work / f"{m}.console").read_text(errors="replace").splitlines()
             except OSError:
                 console = []
+            run = linux_run_from(m, summary, console, cmdline, host, config)
             if summary is None:
-                err = (work / f"{m}.err")
+                err = work / f"{m}.err"
                 tail = err.read_text(errors="replace").strip().splitlines() if err.is_file() else []
-                say(f"{m}: the VMM printed no summary: {(tail or ['no output'])[-1]}")
-            runs.append(linux_run_from(m, summary, console, cmdline, host, config))
+                run.exit_reason = f"the VMM printed no summary: {(tail or ['no output'])[-1]}"
+                say(f"{m}: {run.exit_reason}")
+            runs.append(run)
         return runs
     finally:
         shutil.rmtree(work, ignore_errors=True)
