@@ -26,6 +26,10 @@ job=$(sed -n 's/.*@JOB_PARAM@=\([^ ]*\).*/\1/p' /proc/cmdline)
 
 opts=trans=virtio,version=9p2000.L,msize=@MSIZE@
 mount -t 9p -o $opts,ro,cache=loose host /host || fail "cannot mount the host root"
+# Read the job's share list now: the tmpfs mounts below may hide the job directory (a checkout
+# under /tmp) until the writable shares are mounted back on top.
+[ -f "/host$job/mounts" ] || fail "job $job not found in the host root"
+cp "/host$job/mounts" /job-mounts || fail "cannot read the job's share list"
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
@@ -33,12 +37,11 @@ mount -t tmpfs tmpfs /host/tmp
 mount -t tmpfs tmpfs /host/run
 mkdir -p /host/dev/shm && mount -t tmpfs tmpfs /host/dev/shm
 # Writable host directories, each on its own 9p device, at the same path as on the host.
-[ -f "/host$job/mounts" ] || fail "job $job not found in the host root"
 while read -r tag path; do
     # Below a tmpfs (e.g. /tmp) the mount point has to be made first.
     [ -d "/host$path" ] || mkdir -p "/host$path"
     mount -t 9p -o $opts "$tag" "/host$path" || fail "cannot mount $path read-write"
-done < "/host$job/mounts"
+done < /job-mounts
 
 echo "@UP@"
 chroot /host /bin/sh "$job/job.sh"
