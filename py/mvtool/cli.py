@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
 
 from mvtool.errors import MvtoolError
 
@@ -62,8 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mvtool: error: command '{args.command}' is not available", file=sys.stderr)
         return 2
     module = importlib.import_module(args._module)
+    return run_reporting_errors(lambda: module.run(args))
+
+
+def run_reporting_errors(command: Callable[[], int | None]) -> int:
+    """Run a command; report a failure as one ``mvtool: …`` line on stderr and an exit status,
+    never a traceback (unless ``MVTOOL_DEBUG`` is set)."""
     try:
-        return int(module.run(args) or 0)
+        return int(command() or 0)
     except MvtoolError as exc:
         print(f"mvtool: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -104,28 +104,26 @@ def table_axioms(timeout: float) -> str:
     return _header("axioms") + "\n".join(rows) + "\n" + foot
 
 
-def table_attacks(timeout: float) -> str:
-    """The CVE demonstration, both models (the attack command writes its own table)."""
-    cmd = [sys.executable, "-m", "mvtool", "attack", "all", "--model", "both", "--table"]
+def _table_written_by(argv: list[str], table: str, timeout: float) -> str:
+    """Run an mvtool command that writes ``paper/tables/<table>.md`` itself (``--table``)."""
+    cmd = [sys.executable, "-m", "mvtool", *argv, "--table"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
                          cwd=paths.ROOT)
-    table = paths.ROOT / "paper" / "tables" / "attacks.md"
-    if out.returncode != 0 or not table.is_file():
+    path = paths.ROOT / "paper" / "tables" / f"{table}.md"
+    if out.returncode != 0 or not path.is_file():
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MvtoolError(f"`mvtool attack all --model both --table` failed: {last}")
-    return table.read_text()
+        raise MvtoolError(f"`mvtool {' '.join(argv)} --table` failed: {last}")
+    return path.read_text()
+
+
+def table_attacks(timeout: float) -> str:
+    """The CVE demonstration with freestanding guests, both models."""
+    return _table_written_by(["attack", "all", "--model", "both"], "attacks", timeout)
 
 
 def table_attacks_linux(timeout: float) -> str:
     """The same attack from a root process of a Linux guest (nested host here)."""
-    cmd = [sys.executable, "-m", "mvtool", "attack", "linux", "--model", "both", "--table"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
-                         cwd=paths.ROOT)
-    table = paths.ROOT / "paper" / "tables" / "attacks-linux.md"
-    if out.returncode != 0 or not table.is_file():
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MvtoolError(f"`mvtool attack linux --model both --table` failed: {last}")
-    return table.read_text()
+    return _table_written_by(["attack", "linux", "--model", "both"], "attacks-linux", timeout)
 
 
 def table_fuzz(timeout: float) -> str:

@@ -455,20 +455,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "model")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except MvtoolError as exc:
-        print(f"mvtool: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("mvtool: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # as the CLI: one line, no traceback
-        if os.environ.get("MVTOOL_DEBUG"):
-            raise
-        print(f"mvtool: internal error: {type(exc).__name__}: {exc} "
-              "(set MVTOOL_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 70
+    from mvtool.cli import run_reporting_errors
+
+    return run_reporting_errors(lambda: run(args))
 
 
 if __name__ == "__main__":
