@@ -37,12 +37,14 @@ API::
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import z3
 
 from mvtool.backends.smt_lia import lia_refutes
+from mvtool.backends.smt_terms import TermTable
 from mvtool.leanprofile import ir
 from mvtool.leanprofile.project import Project
 
@@ -111,14 +113,50 @@ def _resize(a: z3.BitVecRef, n: int, signed: bool) -> z3.BitVecRef:
     return z3.SignExt(n - w, a) if signed else z3.ZeroExt(n - w, a)
 
 
-class Translator:
-    """Translates IR expressions to Z3 values; one per proof/evaluation."""
+#: translations of definition applications, shared by the proofs of one project
+#: (see :class:`Translator`); keyed by ``id(project)``, dropped when the project is
+_SHARED_MEMO: dict[int, dict[Any, tuple[Any, Value]]] = {}
 
-    def __init__(self, project: Project):
+
+def _shared_memo(project: Project) -> dict[Any, tuple[Any, Value]]:
+    memo = _SHARED_MEMO.get(id(project))
+    if memo is None:
+        memo = _SHARED_MEMO[id(project)] = {}
+        weakref.finalize(project, _SHARED_MEMO.pop, id(project), None)
+    return memo
+
+
+class Translator:
+    """Translates IR expressions to Z3 values; one per proof/evaluation.
+
+    Applications of definitions are memoised per (definition, argument terms). With
+    ``shared=True`` the memo is shared by every translator of
+    the same project: the statements of a catalogue name their binders alike (``s``, ``off``,
+    ``v``), Z3 hash-conses equal terms, so ``mmioWrite s off v`` is translated once per process.
+    A shared entry keeps its argument terms alive, so their ids cannot be reused."""
+
+    def __init__(self, project: Project, *, shared: bool = False):
         self.project = project
         self.memo: dict[tuple[str, Any], Value] = {}
+        self.shared = _shared_memo(project) if shared else None
         self.names: set[str] = set()
         self.record: dict[int, Value] | None = None
+
+    def _call(self, d: ir.Def, args: list[Value]) -> Value:
+        key = (d.name, tuple(_key(a) for a in args))
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        skey = (id(d), key[1])
+        if self.shared is not None and (entry := self.shared.get(skey)) is not None \
+                and entry[0][0] is d:
+            hit = entry[1]
+        else:
+            hit = self.tr(d.body, {p.uid: a for p, a in zip(d.params, args, strict=True)})
+            if self.shared is not None:
+                self.shared[skey] = ((d, args), hit)
+        self.memo[key] = hit
+        return hit
 
     # ---- free constants -----------------------------------------------------------------------
     def fresh_name(self, name: str) -> str:
@@ -161,14 +199,7 @@ class Translator:
         if isinstance(e, ir.EnumLit):
             return z3.BitVecVal(e.index, self.project.enums[e.ty.name].width)
         if isinstance(e, ir.Call):
-            args = [self.tr(a, env) for a in e.args]
-            key = (e.fn, tuple(_key(a) for a in args))
-            hit = self.memo.get(key)
-            if hit is None:
-                d = self.project.defs[e.fn]
-                hit = self.tr(d.body, {p.uid: a for p, a in zip(d.params, args, strict=True)})
-                self.memo[key] = hit
-            return hit
+            return self._call(self.project.defs[e.fn], [self.tr(a, env) for a in e.args])
         if isinstance(e, ir.Field):
             assert e.expr is not None
             return self.tr(e.expr, env)[e.index]
@@ -414,8 +445,9 @@ def _struct_calls(e: ir.Expr, out: list[ir.Call], kinds: tuple[str, ...] = ("str
         _struct_calls(c, out, kinds)
 
 
-#: bit-vector attempt on the whole statement, then the linear-integer attempt (ms)
-DIRECT_MS = 500
+#: a statement without post-state terms to split on: a short bit-vector attempt (decides the
+#: small statements), then the linear-integer attempt (range arithmetic) (ms)
+DIRECT_MS = 50
 DIRECT_LIA_MS = 3000
 #: per case of a split: a short bit-vector attempt (decides the cases the simplifier nearly
 #: closed), the linear-integer attempt, and a longer bit-vector attempt when the post-state terms
@@ -426,113 +458,81 @@ CASE_LIA_MS = 150
 CASE_FINAL_LIA_MS = 1500
 CASE_FINAL_MS = 1000
 LIA_BEFORE_SPLIT = False
+SKELETON_FIRST = False
+SKELETON_SPLITTABLE = True
 #: nesting bound of case splits
 MAX_SPLIT_DEPTH = 16
 
 
-def _is_free(e: z3.ExprRef) -> bool:
-    return z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED
-
-
-def _const_eq(atom: z3.ExprRef) -> tuple[z3.ExprRef, int] | None:
-    """``x = k`` (either orientation) with x a free bit-vector constant -> (x, k)."""
-    if not (z3.is_eq(atom) and atom.num_args() == 2 and z3.is_bv(atom.arg(0))):
-        return None
-    a, b = atom.arg(0), atom.arg(1)
-    if _is_free(a) and z3.is_bv_value(b):
-        return a, b.as_long()
-    if _is_free(b) and z3.is_bv_value(a):
-        return b, a.as_long()
-    return None
-
-
-def _atoms_of(cond: z3.ExprRef) -> list[z3.ExprRef]:
-    """The atoms of a condition under its Boolean connectives."""
-    out: list[z3.ExprRef] = []
-    stack = [cond]
-    while stack:
-        e = stack.pop()
-        if z3.is_and(e) or z3.is_or(e) or z3.is_not(e):
-            stack.extend(e.children())
-        else:
-            out.append(e)
-    return out
-
-
-def _ite_conditions(terms: list[z3.ExprRef]) -> list[tuple[z3.ExprRef, int, int]]:
-    """The conditions of the if-then-else chains at the top of ``terms`` (following both
-    branches of every ``if``), as (condition, least depth, number of occurrences), in order of
-    first occurrence breadth-first."""
-    found: dict[int, list[Any]] = {}
-    seen: set[int] = set()
-    queue = [(t, 0) for t in terms]
-    i = 0
-    while i < len(queue):
-        t, d = queue[i]
-        i += 1
-        if t.get_id() in seen or not z3.is_app_of(t, z3.Z3_OP_ITE):
-            continue
-        seen.add(t.get_id())
-        c = t.arg(0)
-        entry = found.setdefault(c.get_id(), [c, d, 0])
-        entry[2] += 1
-        queue += [(t.arg(1), d + 1), (t.arg(2), d + 1)]
-    return [(c, d, n) for c, d, n in found.values()]
-
-
-def _formula_ite_conditions(f: z3.ExprRef) -> list[tuple[z3.ExprRef, int, int]]:
-    """Every if-then-else condition in ``f`` (depth 0), by number of occurrences."""
-    found: dict[int, list[Any]] = {}
-    seen: set[int] = set()
-    stack = [f]
-    while stack:
-        e = stack.pop()
-        if e.get_id() in seen or not z3.is_app(e):
-            continue
-        seen.add(e.get_id())
-        if z3.is_app_of(e, z3.Z3_OP_ITE):
-            entry = found.setdefault(e.arg(0).get_id(), [e.arg(0), 0, 0])
-            entry[2] += 1
-        stack.extend(e.children())
-    return [(c, d, n) for c, d, n in found.values()]
-
-
-def _decision_pairs(atom: z3.ExprRef, value: bool) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
-    """Substitutions implied by deciding ``atom`` to be ``value``: the atom itself, the parts of
-    a conjunction decided true (disjunction decided false), ``x := k`` for ``x = k`` true."""
-    out: list[tuple[z3.ExprRef, z3.ExprRef]] = [(atom, z3.BoolVal(value))]
-    if z3.is_not(atom):
-        return out + _decision_pairs(atom.arg(0), not value)
-    if (value and z3.is_and(atom)) or (not value and z3.is_or(atom)):
-        for a in atom.children():
-            out += _decision_pairs(a, value)
-    eq = _const_eq(atom) if value else None
+def _decision_pairs(t: TermTable, atom: int, value: bool
+                    ) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
+    """Substitutions implied by deciding ``atom`` (a node of ``t``) to be ``value``: the atom
+    itself, the parts of a conjunction decided true (disjunction decided false), ``x := k`` for
+    ``x = k`` true."""
+    out: list[tuple[z3.ExprRef, z3.ExprRef]] = [(t.expr(atom), z3.BoolVal(value))]
+    _, op, args = t.nodes[atom]
+    if op == z3.Z3_OP_NOT:
+        return out + _decision_pairs(t, args[0], not value)
+    if (value and op == z3.Z3_OP_AND) or (not value and op == z3.Z3_OP_OR):
+        for a in args:
+            out += _decision_pairs(t, a, value)
+    eq = t.const_eq(atom) if value else None
     if eq is not None:
-        out.append((eq[0], z3.BitVecVal(eq[1], eq[0].size())))
+        out.append((t.expr(eq[0]), z3.BitVecVal(eq[1], t.width(eq[0]))))
     return out
+
+
+def _ite_leaves(terms: Any) -> list[z3.ExprRef]:
+    """The if-then-else terms among ``terms``, each once."""
+    out: dict[int, z3.ExprRef] = {}
+    for t in terms:
+        if z3.is_app_of(t, z3.Z3_OP_ITE):
+            out.setdefault(t.get_id(), t)
+    return list(out.values())
+
+
+def _label(part: Any) -> str:
+    if isinstance(part, str):
+        return part
+    cond, value = part
+    return f"{cond} {'holds' if value else 'fails'}"
 
 
 @dataclass
 class _Case:
     """One case of a split: ``formula ∧ literals`` is equivalent to the negated statement
     conjoined with ``literals`` (the decisions taken on the way here), since every decision was
-    substituted into ``formula`` and kept in ``literals``."""
+    substituted into ``formula`` and kept in ``literals``.
+
+    ``path`` names the decisions; those on arbitrary conditions are kept as (condition, value)
+    and printed only when the path is shown (printing Z3 terms is slow)."""
 
     formula: z3.BoolRef
     leaves: list[z3.ExprRef]
     literals: list[z3.BoolRef]
-    path: str
+    prefix: str = ""
+    labels: tuple[Any, ...] = ()
+    table: TermTable | None = None
+
+    @property
+    def path(self) -> str:
+        return self.prefix + "".join(f"{_label(p)}; " for p in self.labels)
+
+    @property
+    def terms(self) -> TermTable:
+        if self.table is None:
+            self.table = TermTable(self.formula.ctx)
+        return self.table
 
     def decide(self, pairs: list[tuple[z3.ExprRef, z3.ExprRef]], literals: list[z3.BoolRef],
-               label: str) -> _Case:
+               label: Any) -> _Case:
         uniq: dict[int, tuple[z3.ExprRef, z3.ExprRef]] = {}
         for a, b in pairs:
             uniq.setdefault(a.get_id(), (a, b))
         subst = list(uniq.values())
-        leaves = [z3.simplify(z3.substitute(t, *subst)) for t in self.leaves]
         return _Case(z3.simplify(z3.substitute(self.formula, *subst)),
-                     [t for t in leaves if z3.is_app_of(t, z3.Z3_OP_ITE)],
-                     self.literals + literals, f"{self.path}{label}; ")
+                     _ite_leaves(z3.simplify(z3.substitute(t, *subst)) for t in self.leaves),
+                     self.literals + literals, self.prefix, (*self.labels, label), self.table)
 
     def splits(self) -> list[_Case] | None:
         """The cases of the next split, or None when there is nothing left to split on.
@@ -542,70 +542,52 @@ class _Case:
         the statement), or of the formula when those have none. When that condition compares
         a free constant with a value (a register offset, the status), the split is n-ary: one
         case per value it is compared with in those chains, and one for all other values."""
-        conds = _ite_conditions(self.leaves) or _formula_ite_conditions(self.formula)
+        t = self.terms
+        conds = t.ite_conditions([t.add(x) for x in self.leaves])
+        formula = t.add(self.formula)
+        if not conds:
+            conds = t.formula_ite_conditions(formula)
         if not conds:
             return None
         cond = min(conds, key=lambda c: (c[1], -c[2]))[0]
-        eqs = [e for e in map(_const_eq, _atoms_of(cond)) if e is not None]
+        eqs = [e for e in map(t.const_eq, t.atoms_of(cond)) if e is not None]
         if not eqs:
-            return [self.decide(_decision_pairs(cond, v), [cond if v else z3.Not(cond)],
-                                f"{cond} {'holds' if v else 'fails'}") for v in (True, False)]
+            c = t.expr(cond)
+            return [self.decide(_decision_pairs(t, cond, v), [c if v else z3.Not(c)], (c, v))
+                    for v in (True, False)]
         x = eqs[0][0]
         values: set[int] = set()
         for c, _, _ in conds:
-            for e in map(_const_eq, _atoms_of(c)):
-                if e is not None and e[0].eq(x):
+            for a in t.atoms_of(c):
+                e = t.const_eq(a)
+                if e is not None and e[0] == x:
                     values.add(e[1])
+        xe = t.expr(x)
         out = []
         for k in sorted(values):
-            kv = z3.BitVecVal(k, x.size())
-            out.append(self.decide([(x, kv)], [x == kv], f"{x} = {k:#x}"))
-        others = [a for a in _formula_atoms(self.formula) if (e := _const_eq(a)) is not None
-                  and e[0].eq(x) and e[1] in values]
+            kv = z3.BitVecVal(k, t.width(x))
+            out.append(self.decide([(xe, kv)], [xe == kv], f"{xe} = {k:#x}"))
+        others = [t.expr(a) for a in t.equalities(formula)
+                  if (e := t.const_eq(a)) is not None and e[0] == x and e[1] in values]
         out.append(self.decide([(a, z3.BoolVal(False)) for a in others],
-                               [x != k for k in sorted(values)], f"{x} other"))
+                               [xe != k for k in sorted(values)], f"{xe} other"))
         return out
-
-
-def _formula_atoms(f: z3.ExprRef) -> list[z3.ExprRef]:
-    """Every equality in ``f``."""
-    out = []
-    seen: set[int] = set()
-    stack = [f]
-    while stack:
-        e = stack.pop()
-        if e.get_id() in seen or not z3.is_app(e):
-            continue
-        seen.add(e.get_id())
-        if z3.is_eq(e):
-            out.append(e)
-        stack.extend(e.children())
-    return out
 
 
 #: bit-vector atoms over operands at least this wide are abstracted by :func:`_skeleton`
 SKELETON_WIDTH = 64
 
 
-def _skeleton(f: z3.BoolRef) -> z3.BoolRef | None:
+def _skeleton(f: z3.BoolRef, table: TermTable | None = None) -> z3.BoolRef | None:
     """``f`` with every comparison of wide bit-vectors (the 64-bit range arithmetic of the
     layout checks) replaced by a fresh Boolean, the same one for the same atom; None when there
     is none. An over-approximation: unsat proves ``f`` unsat. After a case split the pre- and
     post-state often share those atoms, and the rest is a small problem."""
-    pairs: list[tuple[z3.ExprRef, z3.ExprRef]] = []
-    seen: set[int] = set()
-    stack = [f]
-    while stack:
-        e = stack.pop()
-        if e.get_id() in seen or not z3.is_app(e):
-            continue
-        seen.add(e.get_id())
-        if (z3.is_bool(e) and e.num_args() == 2 and z3.is_bv(e.arg(0))
-                and e.arg(0).size() >= SKELETON_WIDTH):
-            pairs.append((e, z3.Bool(f"atom!{e.get_id()}")))
-            continue
-        stack.extend(e.children())
-    return z3.substitute(f, *pairs) if pairs else None
+    t = table or TermTable(f.ctx)
+    atoms = t.wide_atoms(t.add(f), SKELETON_WIDTH)
+    if not atoms:
+        return None
+    return z3.substitute(f, *[(t.expr(i), z3.Bool(f"atom!{i}")) for i in atoms])
 
 
 @dataclass
@@ -640,6 +622,36 @@ class _Search:
         self.calls += 1
         return lia_refutes(f, ms)
 
+    def skeleton(self, case: _Case, query: z3.BoolRef) -> bool:
+        """The propositional skeleton of ``query`` is unsat (so the case is)."""
+        skel = _skeleton(query, case.terms)
+        if skel is not None and self.bv(skel, CASE_MS)[0] == z3.unsat:
+            self.skeleton_cases += 1
+            return True
+        return False
+
+    def attempt(self, case: _Case, query: z3.BoolRef) -> tuple[Any, z3.ModelRef | None, str]:
+        """The solvers' attempts on one case before (or instead of) splitting it."""
+        if case.leaves:  # more to split on: only what is nearly closed
+            r, model, why = self.bv(query, CASE_SPLITTABLE_MS)
+            if r == z3.unknown and SKELETON_SPLITTABLE and self.skeleton(case, query):
+                return z3.unsat, None, ""
+            if r == z3.unknown and LIA_BEFORE_SPLIT and self.lia(query, CASE_LIA_MS):
+                self.lia_cases += 1
+                return z3.unsat, None, ""
+            return r, model, why
+        if SKELETON_FIRST and self.skeleton(case, query):
+            return z3.unsat, None, ""
+        r, model, why = self.bv(query, CASE_MS)
+        if r == z3.unknown and not SKELETON_FIRST and self.skeleton(case, query):
+            return z3.unsat, None, ""
+        if r == z3.unknown and self.lia(query, CASE_FINAL_LIA_MS):
+            self.lia_cases += 1
+            return z3.unsat, None, ""
+        if r == z3.unknown:
+            r, model, why = self.bv(query, CASE_FINAL_MS)
+        return r, model, why
+
     def solve(self, case: _Case, depth: int) -> tuple[Any, z3.ModelRef | None]:
         """unsat / sat (with a model of the case, hence of the statement's negation) / unknown
         (``self.unknown`` says where)."""
@@ -647,32 +659,37 @@ class _Search:
             self.cases += 1
             return z3.unsat, None
         query = z3.And(case.formula, *case.literals)
-        r, model, why = self.bv(query, CASE_SPLITTABLE_MS if case.leaves else CASE_MS)
-        skel = _skeleton(query) if r == z3.unknown else None
-        if skel is not None and self.bv(skel, CASE_MS)[0] == z3.unsat:
-            self.skeleton_cases += 1
-            r = z3.unsat
-        if r == z3.unknown and (not case.leaves or LIA_BEFORE_SPLIT) and self.lia(
-                query, CASE_LIA_MS if case.leaves else CASE_FINAL_LIA_MS):
-            self.lia_cases += 1
-            r = z3.unsat
-        if r == z3.unknown and not case.leaves:
-            r, model, why = self.bv(query, CASE_FINAL_MS)
+        r, model, why = self.attempt(case, query)
         if r != z3.unknown:
             if r == z3.unsat:
                 self.cases += 1
             return r, model
         children = case.splits() if depth < MAX_SPLIT_DEPTH and self.left_ms() > 0 else None
         if children is None:
-            if self.left_ms() > 0:  # nothing left to split on: the rest of the time
-                r, model, why = self.bv(query, self.left_ms())
-                if r == z3.unsat:
-                    self.cases += 1
-                if r != z3.unknown:
-                    return r, model
-            self.unknown = self.unknown or f"{case.path}solver returned {why or 'unknown'}"
+            r, model, why = self.persist(query, why)
+            if r == z3.unsat:
+                self.cases += 1
+            if r != z3.unknown:
+                return r, model
+            self.unknown = self.unknown or (f"solver returned {why or 'unknown'} in the case "
+                                            f"{case.path.rstrip('; ')}")
             return z3.unknown, None
         return self.solve_all(children, depth + 1)
+
+    def persist(self, query: z3.BoolRef, why: str) -> tuple[Any, z3.ModelRef | None, str]:
+        """Nothing left to split on: the linear-integer and the bit-vector attempts in turn,
+        each limit doubled per round, until one decides or the time is up. (A loaded machine
+        can make the first limits too short for an attempt that normally succeeds.)"""
+        ms = CASE_FINAL_LIA_MS
+        while self.left_ms() > 0:
+            if self.lia(query, 2 * ms):
+                self.lia_cases += 1
+                return z3.unsat, None, ""
+            r, model, why = self.bv(query, 2 * ms)
+            if r != z3.unknown:
+                return r, model, why
+            ms *= 2
+        return z3.unknown, None, why
 
     def solve_all(self, cases: list[_Case], depth: int) -> tuple[Any, z3.ModelRef | None]:
         """The cases of one exhaustive split: sat if one is, unsat if all are."""
@@ -688,9 +705,11 @@ class _Search:
 
 def _solve(assumptions: list[z3.BoolRef], goal: z3.BoolRef, leaves: list[z3.ExprRef],
            quantified: bool, timeout_ms: int) -> tuple[Any, z3.ModelRef | None, str, int]:
-    """Check ``assumptions ∧ goal``: a bit-vector attempt, then the linear-integer
-    over-approximation (:mod:`mvtool.backends.smt_lia`), then case splits (:meth:`_Case.splits`)
-    with both attempts per case. Returns (result, model, detail, number of cases)."""
+    """Check ``assumptions ∧ goal``. With post-state terms (``leaves``) to split on: the case
+    split (:meth:`_Case.splits`) at once, each case tried briefly before it is split further.
+    Without: a bit-vector attempt, the linear-integer over-approximation
+    (:mod:`mvtool.backends.smt_lia`), then a split on the formula's if-then-else conditions.
+    Returns (result, model, detail, number of cases)."""
     search = _Search(time.perf_counter() + timeout_ms / 1000)
     formula = z3.And(*assumptions, goal)
     if quantified:
@@ -700,15 +719,13 @@ def _solve(assumptions: list[z3.BoolRef], goal: z3.BoolRef, leaves: list[z3.Expr
         r = solver.check()
         detail = "" if r != z3.unknown else f"solver returned unknown ({solver.reason_unknown()})"
         return r, solver.model() if r == z3.sat else None, detail, 1
-    r, model, _ = search.bv(formula, min(timeout_ms, DIRECT_MS))
-    if r != z3.unknown:
-        return r, model, "", 1
-    root = _Case(z3.simplify(formula),
-                 [t for t in (z3.simplify(x) for x in leaves) if z3.is_app_of(t, z3.Z3_OP_ITE)],
-                 [], "")
-    # with post-state terms to split on, the split comes first (each case tries arithmetic)
-    if not root.leaves and search.lia(formula, DIRECT_LIA_MS):
-        return z3.unsat, None, "proved by linear integer arithmetic", 1
+    root = _Case(z3.simplify(formula), _ite_leaves(z3.simplify(x) for x in leaves), [])
+    if not root.leaves:
+        r, model, _ = search.bv(formula, min(timeout_ms, DIRECT_MS))
+        if r != z3.unknown:
+            return r, model, "", 1
+        if search.lia(formula, DIRECT_LIA_MS):
+            return z3.unsat, None, "proved by linear integer arithmetic", 1
     children = root.splits()
     if children is None:
         r, model, why = search.bv(formula, search.left_ms())
@@ -736,7 +753,7 @@ def check_theorem(project: Project, theorem_name: str, *, timeout_ms: int = 3000
 def check_statement(project: Project, th: ir.Theorem, *, timeout_ms: int = 30000) -> SmtResult:
     """Prove (or refute) an :class:`ir.Theorem` (e.g. from ``project.typecheck_statement``)."""
     t0 = time.perf_counter()
-    tr = Translator(project)
+    tr = Translator(project, shared=True)
     domain: list[z3.BoolRef] = []
     env: dict[int, Value] = {}
     shown: list[tuple[str, ir.Ty, Value]] = []
