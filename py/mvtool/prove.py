@@ -1,10 +1,13 @@
 """``mvtool prove``: check every obligation of the catalogue and print the proof matrix.
 
 The catalogue is validated, type-checked and rendered exactly as ``mvtool gen`` does (nothing is
-written); the model is loaded once. The SMT backend checks each statement (the statement of the
-generated theorem: same binders, same text, same namespaces); the Lean backend runs ``lake build``
-where a Lean toolchain exists and reports ``not_available`` otherwise — a Lean result is never
-claimed where Lean did not run.
+written; see :func:`prove` for ``--only``). The model is loaded once; the obligations are checked
+in parallel (``--jobs``, by default one process per core, forked from the process that loaded
+the model), the slowest of the previous run first (``_cache/prove-seconds.json``, a scheduling
+hint only). The SMT backend checks each statement (the statement of the generated theorem: same
+binders, same text, same namespaces); the Lean backend runs ``lake build`` where a Lean
+toolchain exists and reports ``not_available`` otherwise — a Lean result is never claimed where
+Lean did not run. A ``failed`` check is shown in one or two lines (``--verbose``: in full).
 
 ``--mutants`` instead checks the model's seeded bugs (``tests/mutants/mutants.yaml``): each
 mutant's edits are applied in memory (``load_project(overrides=...)``) and the SMT backend must
@@ -22,6 +25,7 @@ import multiprocessing
 import os
 import re
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -68,8 +72,17 @@ class Checked:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-# Worker state for the process pool (inherited through fork; see _check_many).
+# Worker state for the process pool, inherited through fork (see _run_pool): the project is
+# loaded once, in the parent, and every worker starts with it.
 _WORK: dict[str, Any] = {}
+
+#: per-obligation solver seconds of the last run, used only to start the slowest first
+HINTS_FILE = "prove-seconds.json"
+
+
+def default_jobs() -> int:
+    """Parallel SMT processes by default: one per core."""
+    return max(1, os.cpu_count() or 1)
 
 
 def _smt_one(args: tuple[str, int]) -> dict[str, Any]:
@@ -84,17 +97,57 @@ def _smt_one(args: tuple[str, int]) -> dict[str, Any]:
     return out
 
 
+def _hints() -> dict[str, float]:
+    """Solver seconds per obligation id from the last run (empty when unknown)."""
+    from mvtool.paths import CACHE_DIR
+
+    try:
+        data = json.loads((CACHE_DIR / HINTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))}
+
+
+def _save_hints(results: dict[str, dict[str, Any]]) -> None:
+    """Remember the solver seconds of ``results`` (obligation id -> result) for scheduling."""
+    from mvtool.paths import CACHE_DIR
+
+    hints = _hints()
+    hints.update({k: float(r["seconds"]) for k, r in results.items()
+                  if isinstance(r.get("seconds"), (int, float))})
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{HINTS_FILE}.", dir=CACHE_DIR)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(hints, fh, indent=0, sort_keys=True)
+        os.replace(tmp, CACHE_DIR / HINTS_FILE)
+    except OSError:
+        pass  # a scheduling hint only
+
+
+def _run_pool(fn: Any, work: list[Any], cost: list[float], jobs: int) -> list[Any]:
+    """``[fn(w) for w in work]``, in ``jobs`` forked processes when > 1, the most costly first
+    (so that no long task starts last); results in the order of ``work``."""
+    if jobs <= 1 or len(work) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(w) for w in work]
+    order = sorted(range(len(work)), key=lambda i: -cost[i])
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx) as pool:
+        futures = {i: pool.submit(fn, work[i]) for i in order}
+        return [futures[i].result() for i in range(len(work))]
+
+
 def _check_many(project: Any, theorems: dict[str, Any], names: list[str], timeout_ms: int,
                 jobs: int) -> dict[str, dict[str, Any]]:
     """SMT-check ``names`` (keys of ``theorems``), in ``jobs`` forked processes when > 1."""
     _WORK["project"] = project
     _WORK["theorems"] = theorems
-    work = [(n, timeout_ms) for n in names]
-    if jobs <= 1 or len(names) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return {n: _smt_one(w) for n, w in zip(names, work, strict=True)}
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        return dict(zip(names, pool.map(_smt_one, work), strict=True))
+    hints = _hints() if jobs > 1 else {}
+    cost = [hints.get(n, float("inf")) for n in names]
+    results = _run_pool(_smt_one, [(n, timeout_ms) for n in names], cost, jobs)
+    return dict(zip(names, results, strict=True))
 
 
 def typecheck_all(project: Any, obligations: list[cat.Obligation]) -> dict[str, Any]:
@@ -115,14 +168,16 @@ def typecheck_all(project: Any, obligations: list[cat.Obligation]) -> dict[str, 
     return out
 
 
-def _lean_results(root: Path, generated: gen.Generated, obligations: list[cat.Obligation]
-                  ) -> dict[str, dict[str, Any]]:
+def _lean_results(root: Path, generated: gen.Generated | None,
+                  obligations: list[cat.Obligation]) -> dict[str, dict[str, Any]]:
     """Lean results per obligation id (``not_available`` without a toolchain)."""
     from mvtool.backends import lean as lean_backend
 
     if not lean_backend.available():
         reason = "lake is not on PATH (no Lean toolchain)"
         return {ob.id: {"status": "not_available", "reason": reason} for ob in obligations}
+    if generated is None:
+        generated = gen.render(root)
     stale = gen.differences(root, generated)
     if stale:
         reason = f"generated files out of date ({', '.join(stale)}); run `mvtool gen`"
@@ -151,27 +206,39 @@ def prove(root: Path, *, backends: tuple[str, ...] = BACKENDS, only: list[str] |
           timeout_s: float = DEFAULT_TIMEOUT_S, jobs: int = 1) -> tuple[list[Checked], Any]:
     """Check the catalogue (or the obligations ``only``) on ``backends``.
 
-    Returns the per-obligation results and the loaded model project."""
-    generated = gen.render(root)
-    by_id = generated.catalogue.by_id()
+    Returns the per-obligation results and the loaded model project.
+
+    The whole catalogue is rendered as ``mvtool gen`` renders it (every statement type-checked,
+    errors located in the catalogue); so is a selection ``only`` when the Lean backend will
+    build the generated files. Otherwise a selection needs only the validated catalogue, the
+    model and its own statements."""
+    from mvtool.backends import lean as lean_backend
+
+    generated: gen.Generated | None = None
+    if not only or ("lean" in backends and lean_backend.available()):
+        generated = gen.render(root)
+        catalogue, project = generated.catalogue, generated.project
+    else:
+        catalogue, project = cat.load_catalogue(root), gen.load_model(root)
+    by_id = catalogue.by_id()
     if only:
         unknown = [i for i in only if i not in by_id]
         if unknown:
             raise MvtoolError(f"unknown obligation id {unknown[0]!r} (see {cat.CATALOGUE_PATH})")
-    selected = [by_id[i] for i in dict.fromkeys(only)] if only else \
-        list(generated.catalogue.obligations)
+    selected = [by_id[i] for i in dict.fromkeys(only)] if only else list(catalogue.obligations)
     checked = [Checked(ob) for ob in selected]
     if "smt" in backends:
-        theorems = typecheck_all(generated.project, selected)
+        theorems = typecheck_all(project, selected)
         want = [ob.id for ob in selected if "smt" in ob.backends]
-        res = _check_many(generated.project, theorems, want, int(timeout_s * 1000), jobs)
+        res = _check_many(project, theorems, want, int(timeout_s * 1000), jobs)
+        _save_hints(res)
         for c in checked:
             c.results["smt"] = res.get(c.obligation.id, {"status": "not_requested"})
     if "lean" in backends:
         lean = _lean_results(root, generated, selected)
         for c in checked:
             c.results["lean"] = lean[c.obligation.id]
-    return checked, generated.project
+    return checked, project
 
 
 # ---- mutants ----------------------------------------------------------------------------------
@@ -200,9 +267,23 @@ def mutant_project(root: Path, mutant: cat.Mutant) -> Any:
         raise MvtoolError(f"mutant {mutant.id!r} is outside the profile: {exc}") from None
 
 
+def _mutant_one(args: tuple[str, int]) -> MutantOutcome:
+    """Load one mutant's project and check its targets (in a worker of the pool)."""
+    mutant_id, timeout_ms = args
+    m = _WORK["mutants"][mutant_id]
+    root = _WORK["root"]
+    project = mutant_project(root, m)  # MvtoolError: the mutant is broken, the run stops
+    try:
+        theorems = typecheck_all(project, [_WORK["obligations"][t] for t in m.targets])
+    except MvtoolError as exc:
+        return MutantOutcome(m, error=str(exc))
+    return MutantOutcome(m, _check_many(project, theorems, list(m.targets), timeout_ms, 1))
+
+
 def run_mutants(root: Path, *, only: list[str] | None = None,
                 timeout_s: float = DEFAULT_TIMEOUT_S, jobs: int = 1) -> list[MutantOutcome]:
-    """Check every mutant (or the mutants ``only``) against its target obligations."""
+    """Check every mutant (or the mutants ``only``) against its target obligations, the mutants
+    spread over ``jobs`` processes."""
     catalogue = cat.load_catalogue(root)
     mutants = cat.load_mutants(root, catalogue)
     by_id = mutants.by_id()
@@ -211,19 +292,10 @@ def run_mutants(root: Path, *, only: list[str] | None = None,
         if unknown:
             raise MvtoolError(f"unknown mutant id {unknown[0]!r} (see {cat.MUTANTS_PATH})")
     selected = [by_id[i] for i in dict.fromkeys(only)] if only else list(mutants.mutants)
-    obligations = catalogue.by_id()
-    outcomes = []
-    for m in selected:
-        project = mutant_project(root, m)
-        targets = [obligations[t] for t in m.targets]
-        try:
-            theorems = typecheck_all(project, targets)
-        except MvtoolError as exc:
-            outcomes.append(MutantOutcome(m, error=str(exc)))
-            continue
-        res = _check_many(project, theorems, list(m.targets), int(timeout_s * 1000), jobs)
-        outcomes.append(MutantOutcome(m, res))
-    return outcomes
+    _WORK.update(root=root, mutants=by_id, obligations=catalogue.by_id())
+    hints = _hints() if jobs > 1 else {}
+    cost = [sum(hints.get(t, 1.0) for t in m.targets) for m in selected]
+    return _run_pool(_mutant_one, [(m.id, int(timeout_s * 1000)) for m in selected], cost, jobs)
 
 
 # ---- presentation -----------------------------------------------------------------------------
@@ -335,6 +407,35 @@ def describe_counterexample(project: Any, result: dict[str, Any], indent: str = 
     return lines
 
 
+#: longest readable rendering of a failure's detail (the full text: --verbose or --json)
+BRIEF_CHARS = 160
+#: longest rendering of one decision of an undecided case (``off = 0x70``, a condition ...)
+BRIEF_PART_CHARS = 48
+
+
+def brief(detail: str) -> tuple[str, bool]:
+    """``detail`` as at most two readable lines: whitespace collapsed, each decision of an
+    undecided case (separated by ``; ``) and the whole cut short. Returns (text, whether it was
+    shortened). A solver's undecided case can name conditions thousands of characters long."""
+    text = " ".join(detail.split())
+    parts = [p if len(p) <= BRIEF_PART_CHARS else p[:BRIEF_PART_CHARS - 1] + "…"
+             for p in text.split("; ")]
+    out = "; ".join(parts)
+    if len(out) > BRIEF_CHARS:
+        out = out[:BRIEF_CHARS - 1] + "…"
+    return out, out != text
+
+
+def _failure_lines(detail: str, indent: str, verbose: bool) -> list[str]:
+    if verbose or not detail:
+        return [f"{indent}{detail}"] if detail else []
+    text, cut = brief(detail)
+    lines = [f"{indent}{text}"]
+    if cut:
+        lines.append(f"{indent}(shortened; --verbose or --json for the full detail)")
+    return lines
+
+
 def _status_cell(r: dict[str, Any] | None) -> str:
     if r is None:
         return "-"
@@ -366,7 +467,7 @@ def summarise(checked: list[Checked], backends: tuple[str, ...]) -> dict[str, An
 
 
 def print_matrix(checked: list[Checked], backends: tuple[str, ...], project: Any,
-                 wall: float) -> None:
+                 wall: float, verbose: bool = False) -> None:
     """The human-readable proof matrix, counterexample details and summary."""
     w_id = max([len("obligation")] + [len(c.obligation.id) for c in checked])
     header = f"{'obligation':<{w_id}}  {'kind':<11}" + "".join(f"  {b:<24}" for b in backends)
@@ -385,7 +486,9 @@ def print_matrix(checked: list[Checked], backends: tuple[str, ...], project: Any
                     print(line)
             elif r.get("status") == "failed":
                 why = r.get("detail") or r.get("reason") or ""
-                print(f"\n{c.obligation.id} [{b}]: failed — {why}")
+                print(f"\n{c.obligation.id} [{b}]: failed")
+                for line in _failure_lines(why, "    ", verbose):
+                    print(line)
     summary = summarise(checked, backends)
     parts = []
     for b in backends:
@@ -401,7 +504,7 @@ def print_matrix(checked: list[Checked], backends: tuple[str, ...], project: Any
               "`not available` is never a proof.")
 
 
-def print_mutants(outcomes: list[MutantOutcome]) -> None:
+def print_mutants(outcomes: list[MutantOutcome], verbose: bool = False) -> None:
     """Human-readable mutant results."""
     w = max([len("mutant")] + [len(o.mutant.id) for o in outcomes])
     for o in outcomes:
@@ -414,7 +517,8 @@ def print_mutants(outcomes: list[MutantOutcome]) -> None:
             if r.get("status") == "counterexample" and r.get("failed_conjunct"):
                 print(f"      failed: {r['failed_conjunct']}")
             elif r.get("status") == "failed":
-                print(f"      {r.get('detail', '')}")
+                for line in _failure_lines(r.get("detail", ""), "      ", verbose):
+                    print(line)
     killed = sum(o.killed for o in outcomes)
     rate = 100.0 * killed / len(outcomes) if outcomes else 100.0
     print(f"\nkill rate: {killed}/{len(outcomes)} mutants ({rate:.0f}%)")
@@ -433,8 +537,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="check that every seeded bug of the model is refuted (SMT)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help=f"SMT time limit per obligation (default {DEFAULT_TIMEOUT_S:g})")
-    parser.add_argument("--jobs", "-j", type=int, default=min(2, os.cpu_count() or 1),
-                        metavar="N", help="parallel SMT processes (default: up to 2)")
+    parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
+                        metavar="N", help="parallel SMT processes (default: one per core)")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="show the full detail of a failed check (e.g. the undecided case)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -459,7 +565,7 @@ def run(args: argparse.Namespace) -> int:
                       sys.stdout, indent=2)
             print()
         else:
-            print_mutants(outcomes)
+            print_mutants(outcomes, args.verbose)
         return 0 if killed == len(outcomes) else 1
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     checked, project = prove(ROOT, backends=backends, only=args.only, timeout_s=args.timeout,
@@ -474,5 +580,5 @@ def run(args: argparse.Namespace) -> int:
                    "summary": summary}, sys.stdout, indent=2)
         print()
     else:
-        print_matrix(checked, backends, project, wall)
+        print_matrix(checked, backends, project, wall, args.verbose)
     return 0 if summary["ok"] else 1
