@@ -32,7 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Only the module of command ``only`` is imported (all of them when
+    ``only`` is None): start-up time matters under nested emulation, and a command whose
+    dependencies are missing must not break the others."""
     parser = argparse.ArgumentParser(
         prog="mvtool",
         description="MicroVMM toolchain: prove the Lean model of the virtio-mmio transport, "
@@ -41,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_path, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_path)
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_path)
         except ModuleNotFoundError as exc:
@@ -52,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named on the command line, if it is the first argument."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=_command_of(argv) or "")
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
