@@ -88,6 +88,19 @@ def _normalise_writable(dirs: Sequence[str | Path]) -> list[Path]:
     return sorted(out, key=lambda p: len(p.parts))
 
 
+#: Directories of the host root that L1's init covers with a tmpfs (guests/linux/host-init.sh).
+L1_TMPFS_DIRS = (Path("/tmp"), Path("/run"), Path("/dev/shm"))
+
+
+def _hidden_by_l1_tmpfs(cwd: Path) -> list[Path]:
+    """The working directory and this Python's environment, where they lie below a directory L1
+    covers with a tmpfs (a checkout or venv under /tmp): they must be shared explicitly, or the
+    command inside L1 would not find them."""
+    needed = {cwd.resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parents[2]}
+    return sorted(p for p in needed
+                  if p.is_dir() and any(p.is_relative_to(d) for d in L1_TMPFS_DIRS))
+
+
 def _job_script(command: Sequence[str], cwd: Path) -> str:
     python_dir = Path(sys.executable).parent  # the host's own python3 (venv) comes first
     env = {
@@ -181,7 +194,7 @@ def run_nested(command: Sequence[str], *, cwd: str | Path = ROOT,
     JOBS_DIR.mkdir(parents=True, exist_ok=True)
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=JOBS_DIR))
     try:
-        shares = _normalise_writable([*shares_in, job_dir])
+        shares = _normalise_writable([*shares_in, *_hidden_by_l1_tmpfs(Path(cwd)), job_dir])
         (job_dir / "job.sh").write_text(_job_script(command, Path(cwd).resolve()))
         (job_dir / "mounts").write_text("".join(f"w{i} {p}\n" for i, p in enumerate(shares)))
         # stderr channel: QEMU writes the second UART to <err>.out (it opens both FIFOs O_RDWR).
