@@ -87,7 +87,7 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("queue-device-overlap", "queue_device_overlap", "register", ("immut_queue_device",),
            "caught", "QueueDevice := queue 1's descriptor table after DRIVER_OK", register="regQueueDeviceLow"),
     Attack("queue-ready-toggle", "queue_ready_toggle", "register",
-           ("immut_queue_ready", "immut_queue_num"), "any",
+           ("immut_queue_ready", "immut_queue_num"), "took-effect",
            "QueueReady 1->0, QueueNum := 0xffff, QueueReady 0->1 after DRIVER_OK", register="regQueueReady"),
     Attack("queue-sel-out-of-range", "queue_sel_out_of_range", "selector",
            ("queue_sel_out_of_range_writes_ignored", "queue_sel_out_of_range_reads_zero"),
@@ -395,12 +395,17 @@ class MonitoredWindow:
                 self.monitor.write(pre, offset, value & 0xFFFF_FFFF, post)
 
 
-def _classify(model: str, stop_kind: str, guest_exit: int | None, outside: int) -> str:
+def _classify(model: str, stop_kind: str, guest_exit: int | None, outside: int,
+              state_violations: int = 0) -> str:
+    """caught: the device tried an out-of-region access (the monitor stopped it);
+    absorbed: the guest finished and saw spec-mandated behaviour; took-effect: the rewrite
+    changed the live configuration (the guest said so, or the state monitor saw the rule break)
+    without an out-of-region access; failed: anything else."""
     if outside > 0:
         return "caught"
-    if stop_kind == "debug-exit" and guest_exit == 0:
+    if stop_kind == "debug-exit" and guest_exit == 0 and state_violations == 0:
         return "absorbed"
-    if stop_kind == "debug-exit" and guest_exit == 1:
+    if (stop_kind == "debug-exit" and guest_exit == 1) or state_violations > 0:
         return "took-effect"
     return "failed"
 
@@ -452,7 +457,8 @@ def run_attack(attack: Attack, model_name: str, *, stop: bool = True, timeout: f
     line, kv = parse_attack_line(output)
     steps = [m.group(2) for m in (STEP_LINE.match(x.strip()) for x in output.splitlines()) if m]
     kind = res.result.kind.value
-    outcome = _classify(model_name, kind, res.exit_code, monitor.violation_count)
+    outcome = _classify(model_name, kind, res.exit_code, monitor.violation_count,
+                        states.total_violations)
     expected = expected_outcome(attack, model_name)
     return AttackRun(
         attack=attack.name, model=model_name, outcome=outcome, guest_line=line, guest=kv,
