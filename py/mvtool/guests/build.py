@@ -36,8 +36,9 @@ HOST_MODULES = ("virtio_ring", "virtio", "virtio_mmio", "irqbypass", "ccp", "kvm
                 "netfs", "fscache", "9pnet", "9pnet_virtio", "9p")
 
 #: Kernel command line of the default guest. ``lpj``/``tsc_early_khz`` skip calibration, which
-#: hangs under software emulation (FACTS.md); ``panic=-1`` turns a panic into a reset.
-GUEST_CMDLINE = "console=ttyS0 quiet panic=-1 lpj=8400052 tsc_early_khz=2100000"
+#: hangs under software emulation (FACTS.md); ``panic=-1`` turns a panic into a reset; the
+#: platform has no PCI (devices are described in ACPI), so ``pci=off`` skips the bus probe.
+GUEST_CMDLINE = "console=ttyS0 quiet panic=-1 pci=off lpj=8400052 tsc_early_khz=2100000"
 #: Kernel command line of the nested host (L1), which always runs under software emulation.
 HOST_CMDLINE = "console=ttyS0 quiet panic=-1 lpj=8400052 tsc_early_khz=2100000"
 

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="virtio-blk backing file (repeatable: vda, vdb, ...)")
     parser.add_argument("--disk-readonly", action="store_true",
                         help="attach every --disk read-only")
+    parser.add_argument("--no-disk", action="store_true",
+                        help="boot the default guest without its scratch disk (by default it "
+                        "gets a fresh one in the build cache, for its disk round trip)")
     parser.add_argument("--mem", type=int, default=256, metavar="MiB",
                         help="guest RAM in MiB (default 256)")
     parser.add_argument("--cmdline", help="kernel command line (default: the built guest's, or "
@@ -421,9 +424,25 @@ def run_nested(args: argparse.Namespace, announce: bool) -> int:
                               writable=sorted(writable))
 
 
+def default_scratch_disk() -> Path:
+    """A fresh, zeroed scratch disk for the default guest's disk round trip, in the build cache
+    (shared with the nested host)."""
+    from mvtool.guests.protocol import DISK_MIN_BYTES
+    from mvtool.paths import CACHE_DIR
+
+    disk = CACHE_DIR / "guest" / "scratch-disk.img"
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    with open(disk, "wb") as f:
+        f.truncate(DISK_MIN_BYTES + (1 << 20))
+    return disk
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``mvtool boot``."""
     mem_size = check_mem(args.mem)
+    if args.kernel is None and not args.disk and not args.no_disk:
+        resolve(args)  # the default guest must exist before a disk is made for it
+        args.disk = [str(default_scratch_disk())]
     if args.timeout <= 0:
         raise MvtoolError(f"--timeout {args.timeout}: must be positive")
     plan = resolve(args)
