@@ -11,17 +11,21 @@ A theorem is *proved* when the negation of its statement is unsatisfiable with e
 field of a structure binder) a free constant; leading ``∀`` and hypotheses (``→``) of the
 statement become free constants and assumptions.
 
-Search (:func:`_solve`): a short bit-vector attempt; then, for statements about a step
-(``wellFormed s → wellFormed (mmioWrite s off v)``), a case split on the conditions of the
-if-then-else chains of the post-state's fields (``off = 0x70``, ``v = 0``, ``s.status = 11``, …),
-each decision substituted into the formula and simplified, so that the post-state collapses to
-the pre-state or to constants and the two copies of a large circuit (``activationOk``) become one
-term; each case is tried with bit-vectors, with the *propositional skeleton* (wide comparisons
-abstracted by Booleans) and with the linear-integer over-approximation of
-:mod:`mvtool.backends.smt_lia` (64-bit range arithmetic), and split further if all are
-inconclusive. Proved only if every case of the exhaustive split is unsat; a model of any case is
-checked against the whole negated statement before it is reported. ``SmtResult.cases`` counts
-the cases.
+Search (:func:`_solve`): statements about a step (``wellFormed s → wellFormed (mmioWrite s off
+v)``) are split at once into cases on the conditions of the if-then-else chains of the
+post-state's fields (``off = 0x70``, ``v = 0``, ``s.status = 11``, …), each decision substituted
+into the formula and simplified, so that the post-state collapses to the pre-state or to
+constants and the two copies of a large circuit (``activationOk``) become one term (a direct
+attempt on such a statement was time wasted whenever it needed the split anyway). Each case is
+tried briefly while there is more to split on; at the bottom of the split with the
+*propositional skeleton* (wide comparisons abstracted by Booleans), bit-vectors and the
+linear-integer over-approximation of :mod:`mvtool.backends.smt_lia` (64-bit range arithmetic),
+in turn with growing limits. Other statements: a short bit-vector attempt, the linear-integer
+one, then a split on the formula's own if-then-else conditions. Proved only if every case of the
+exhaustive split is unsat; a model of any case is checked against the whole negated statement
+before it is reported. ``SmtResult.cases`` counts the cases. The walks over the cases' terms go
+through :mod:`mvtool.backends.smt_terms`; translations are shared by the statements of one
+project (:class:`Translator`).
 
 API::
 
@@ -449,17 +453,13 @@ def _struct_calls(e: ir.Expr, out: list[ir.Call], kinds: tuple[str, ...] = ("str
 #: small statements), then the linear-integer attempt (range arithmetic) (ms)
 DIRECT_MS = 50
 DIRECT_LIA_MS = 3000
-#: per case of a split: a short bit-vector attempt (decides the cases the simplifier nearly
-#: closed), the linear-integer attempt, and a longer bit-vector attempt when the post-state terms
-#: have no condition left to split on (ms)
+#: per case of a split (see :meth:`_Search.attempt`): bit-vectors on a case with more to split
+#: on (decides the cases the simplifier nearly closed); at the bottom of the split linear integer
+#: arithmetic, bit-vectors briefly, bit-vectors for longer; the skeleton gets CASE_MS (ms)
 CASE_MS = 50
-CASE_SPLITTABLE_MS = 10
-CASE_LIA_MS = 150
+CASE_SPLITTABLE_MS = 5
 CASE_FINAL_LIA_MS = 1500
 CASE_FINAL_MS = 1000
-LIA_BEFORE_SPLIT = False
-SKELETON_FIRST = False
-SKELETON_SPLITTABLE = True
 #: nesting bound of case splits
 MAX_SPLIT_DEPTH = 16
 
@@ -480,6 +480,12 @@ def _decision_pairs(t: TermTable, atom: int, value: bool
     if eq is not None:
         out.append((t.expr(eq[0]), z3.BitVecVal(eq[1], t.width(eq[0]))))
     return out
+
+
+def _bundle(terms: list[z3.ExprRef]) -> z3.ExprRef:
+    """``terms`` as the arguments of one application of an uninterpreted predicate (which
+    ``simplify`` and ``substitute`` leave in place, rewriting its arguments)."""
+    return z3.Function("bundle!", *[t.sort() for t in terms], z3.BoolSort())(*terms)
 
 
 def _ite_leaves(terms: Any) -> list[z3.ExprRef]:
@@ -529,10 +535,12 @@ class _Case:
         uniq: dict[int, tuple[z3.ExprRef, z3.ExprRef]] = {}
         for a, b in pairs:
             uniq.setdefault(a.get_id(), (a, b))
-        subst = list(uniq.values())
-        return _Case(z3.simplify(z3.substitute(self.formula, *subst)),
-                     _ite_leaves(z3.simplify(z3.substitute(t, *subst)) for t in self.leaves),
-                     self.literals + literals, self.prefix, (*self.labels, label), self.table)
+        # The formula and the post-state terms as the arguments of one application, so that
+        # they are substituted and simplified in one pass over their shared subterms.
+        bundle = _bundle([self.formula, *self.leaves])
+        done = z3.simplify(z3.substitute(bundle, *uniq.values())).children()
+        return _Case(done[0], _ite_leaves(done[1:]), self.literals + literals, self.prefix,
+                     (*self.labels, label), self.table)
 
     def splits(self) -> list[_Case] | None:
         """The cases of the next split, or None when there is nothing left to split on.
@@ -631,23 +639,22 @@ class _Search:
         return False
 
     def attempt(self, case: _Case, query: z3.BoolRef) -> tuple[Any, z3.ModelRef | None, str]:
-        """The solvers' attempts on one case before (or instead of) splitting it."""
-        if case.leaves:  # more to split on: only what is nearly closed
+        """The solvers' attempts on one case before (or instead of) splitting it: with more to
+        split on, only what is nearly closed (a few ms of bit-vectors, the skeleton); at the
+        bottom of the split the skeleton (cheap, and often all it takes once the pre- and
+        post-state share their wide comparisons), linear integer arithmetic (what is left there
+        is mostly range arithmetic), bit-vectors briefly, and bit-vectors again for longer."""
+        if case.leaves:
             r, model, why = self.bv(query, CASE_SPLITTABLE_MS)
-            if r == z3.unknown and SKELETON_SPLITTABLE and self.skeleton(case, query):
-                return z3.unsat, None, ""
-            if r == z3.unknown and LIA_BEFORE_SPLIT and self.lia(query, CASE_LIA_MS):
-                self.lia_cases += 1
+            if r == z3.unknown and self.skeleton(case, query):
                 return z3.unsat, None, ""
             return r, model, why
-        if SKELETON_FIRST and self.skeleton(case, query):
+        if self.skeleton(case, query):
             return z3.unsat, None, ""
-        r, model, why = self.bv(query, CASE_MS)
-        if r == z3.unknown and not SKELETON_FIRST and self.skeleton(case, query):
-            return z3.unsat, None, ""
-        if r == z3.unknown and self.lia(query, CASE_FINAL_LIA_MS):
+        if self.lia(query, CASE_FINAL_LIA_MS):
             self.lia_cases += 1
             return z3.unsat, None, ""
+        r, model, why = self.bv(query, CASE_MS)
         if r == z3.unknown:
             r, model, why = self.bv(query, CASE_FINAL_MS)
         return r, model, why
@@ -719,7 +726,8 @@ def _solve(assumptions: list[z3.BoolRef], goal: z3.BoolRef, leaves: list[z3.Expr
         r = solver.check()
         detail = "" if r != z3.unknown else f"solver returned unknown ({solver.reason_unknown()})"
         return r, solver.model() if r == z3.sat else None, detail, 1
-    root = _Case(z3.simplify(formula), _ite_leaves(z3.simplify(x) for x in leaves), [])
+    simplified = z3.simplify(_bundle([formula, *leaves])).children()
+    root = _Case(simplified[0], _ite_leaves(simplified[1:]), [])
     if not root.leaves:
         r, model, _ = search.bv(formula, min(timeout_ms, DIRECT_MS))
         if r != z3.unknown:
