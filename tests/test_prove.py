@@ -111,3 +111,32 @@ def test_describe_counterexample_lists_only_changed_or_mentioned_fields() -> Non
     assert any("q0.num: 8 -> 0" in ln for ln in post_lines)
     assert any("q1.num:" in ln for ln in post_lines)  # mentioned by the conjunct (`.num`)
     assert not any("deviceId" in ln for ln in post_lines)  # unchanged, not mentioned
+
+
+def test_brief_keeps_a_failure_readable() -> None:
+    cond = "And(" + ", ".join(f"ULE(s.q0.desc + {k}, s.ramBase)" for k in range(200)) + ")"
+    detail = f"solver returned unknown (timeout) in the case off = 0x70; v = 0xf; {cond} holds"
+    text, cut = prove.brief(detail)
+    assert cut and len(text) <= prove.BRIEF_CHARS
+    assert text.startswith("solver returned unknown (timeout) in the case off = 0x70; v = 0xf; ")
+    assert "\n" not in text
+    short = "translation error: cannot translate Foo"
+    assert prove.brief(short) == (short, False)
+
+
+def test_failed_check_is_shown_in_two_lines_unless_verbose() -> None:
+    """A time limit far too short for the obligation: `failed`, shown briefly; the full detail
+    with --verbose and in --json."""
+    args = ["--backend", "smt", "--only", "wf_write_active_layout_valid", "--timeout", "0.05"]
+    r = _prove(ROOT, *args)
+    assert r.returncode == 1, r.stderr
+    lines = r.stdout.splitlines()
+    at = lines.index("wf_write_active_layout_valid [smt]: failed")
+    shown = lines[at + 1:lines.index("", at + 1)]
+    assert 1 <= len(shown) <= 2 and all(len(x) <= prove.BRIEF_CHARS + 8 for x in shown)
+    assert "solver returned" in shown[0]
+    detail = json.loads(_prove(ROOT, "--json", *args).stdout)[
+        "obligations"][0]["results"]["smt"]["detail"]
+    assert detail.startswith("solver returned")
+    verbose = _prove(ROOT, "--verbose", *args).stdout
+    assert verbose.count("solver returned") == 1

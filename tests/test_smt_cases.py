@@ -177,3 +177,35 @@ def test_lia_is_an_over_approximation(seed: int) -> None:
                 s = z3.Solver()
                 s.add(overapproximate(z3.And(*fix, t != val)))
                 assert s.check() == z3.unsat, (t, va, vb)
+
+
+# ---- shared translations, persistence at the bottom of a split --------------------------------
+
+def test_shared_translations_stay_per_project(project) -> None:  # type: ignore[no-untyped-def]
+    """Two projects with the same definition names but different bodies: the translations one
+    shares between its statements never answer for the other."""
+    text = (ROOT / TRANSPORT).read_text(encoding="utf-8")
+    mutant = load_project(ROOT, overrides={TRANSPORT: text.replace(CHECKED,
+                                                                   "{ s with status := v }")})
+
+    def check(p):  # type: ignore[no-untyped-def]
+        th = p.typecheck_statement(WRITE, ACTIVE, opens=["MicroVMM.Model"])
+        return smt.check_statement(p, th, timeout_ms=TIMEOUT_MS).status
+
+    assert [check(project), check(mutant), check(project), check(mutant)] == [
+        "proved", "counterexample", "proved", "counterexample"]
+
+
+def test_bottom_of_the_split_persists_past_short_limits(project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With the first limits far too short (a heavily loaded machine), a case with nothing left
+    to split on is retried with growing limits instead of failing."""
+    th = project.typecheck_statement(
+        [("s", "State"), ("i", "BitVec 32"), ("d", "BitVec 16")],
+        "wellFormed s → notifyAccepted s i → descIndexValid (queueAt s i) d →"
+        " within s.ramBase s.ramSize (descEntryAddr (queueAt s i) d) 16",
+        opens=["MicroVMM.Model", "MicroVMM.Spec"])
+    for name in ("CASE_MS", "CASE_FINAL_LIA_MS", "CASE_FINAL_MS"):
+        monkeypatch.setattr(smt, name, 1)
+    r = smt.check_statement(project, th, timeout_ms=TIMEOUT_MS)
+    assert r.status == "proved", r.to_json()
+    assert "linear integer arithmetic" in r.detail

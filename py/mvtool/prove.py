@@ -414,13 +414,13 @@ BRIEF_PART_CHARS = 48
 
 
 def brief(detail: str) -> tuple[str, bool]:
-    """``detail`` as at most two readable lines: whitespace collapsed, each decision of an
-    undecided case (separated by ``; ``) and the whole cut short. Returns (text, whether it was
+    """``detail`` as at most two readable lines: whitespace collapsed, each further decision of
+    an undecided case (after the first ``; ``) and the whole cut short. Returns (text, whether it was
     shortened). A solver's undecided case can name conditions thousands of characters long."""
     text = " ".join(detail.split())
-    parts = [p if len(p) <= BRIEF_PART_CHARS else p[:BRIEF_PART_CHARS - 1] + "…"
-             for p in text.split("; ")]
-    out = "; ".join(parts)
+    first, *decisions = text.split("; ")
+    out = "; ".join([first] + [p if len(p) <= BRIEF_PART_CHARS
+                               else p[:BRIEF_PART_CHARS - 1] + "…" for p in decisions])
     if len(out) > BRIEF_CHARS:
         out = out[:BRIEF_CHARS - 1] + "…"
     return out, out != text
