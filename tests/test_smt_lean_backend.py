@@ -43,3 +43,27 @@ def test_diagnostics_are_attributed_to_theorems() -> None:
     assert results[OBL + "frozen_q0"].status == "failed"  # the build as a whole failed
     ok = lean.attribute(project, [], 0, 1.0, "")
     assert {r.status for r in ok.values()} == {"proved"}
+
+
+def test_proof_position_points_at_every_generated_proof() -> None:
+    """The position leanclient is asked for a goal is the first proof token of each theorem."""
+    from mvtool.backends.lean import proof_position
+    from mvtool.leanprofile import load_project
+    from mvtool.paths import ROOT
+
+    project = load_project()
+    theorems = [t for t in project.theorems.values() if t.file.startswith("MicroVMM/Obligations/")]
+    assert len(theorems) >= 20
+    for th in theorems:
+        lines = (ROOT / th.file).read_text().splitlines()
+        pos = proof_position("\n".join(lines), th.line)
+        assert pos is not None, th.name
+        line, col = pos
+        assert lines[line][col:].startswith("mvvm_decide"), (th.name, lines[line])
+
+
+def test_proof_position_on_one_line_and_missing_proofs() -> None:
+    from mvtool.backends.lean import proof_position
+
+    assert proof_position("theorem t (x : Bool) : x = x := by  decide\n", 1) == (0, 36)
+    assert proof_position("theorem t (x : Bool) : x = x\n", 1) is None

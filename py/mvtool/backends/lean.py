@@ -6,6 +6,10 @@ proof passed. Where it is, ``lake build`` runs once in the repository root; each
 (its ``theorem`` line up to the next declaration of the file) contains the line. A theorem is
 ``proved`` when the build succeeded and no error and no ``sorry`` warning falls in its range.
 
+For a theorem that failed, the proof goal at the start of its proof is fetched through
+leanclient (``lake serve``), so a person or an agent patching the proof sees what was left to
+prove; without leanclient the diagnostics alone are reported.
+
 API::
 
     available() -> bool
@@ -143,7 +147,57 @@ def build(project: Project, root: Path | None = None, *, timeout_s: int = 3600
         output = proc.stdout + "\n" + proc.stderr
         _cache[key] = attribute(project, parse_diagnostics(output), proc.returncode,
                                 time.perf_counter() - t0, output)
+        attach_goals(project, _cache[key], root)
     return _cache[key]
+
+
+def proof_position(source: str, theorem_line: int) -> tuple[int, int] | None:
+    """0-based (line, character) of the first proof token after ``:= by`` of the theorem that
+    starts at 1-based ``theorem_line``, or None."""
+    lines = source.splitlines()
+    for i in range(theorem_line - 1, len(lines)):
+        col = lines[i].find(":= by")
+        if col >= 0:
+            rest = lines[i][col + len(":= by"):]
+            if rest.strip():
+                return i, col + len(":= by") + (len(rest) - len(rest.lstrip()))
+            j = i + 1
+            while j < len(lines) and not lines[j].strip():
+                j += 1
+            if j < len(lines):
+                return j, len(lines[j]) - len(lines[j].lstrip())
+            return None
+    return None
+
+
+def attach_goals(project: Project, results: dict[str, LeanResult], root: Path) -> None:
+    """Add the goal at the start of each failed theorem's proof (leanclient, ``lake serve``).
+    Best effort: without leanclient, or if the server fails, results keep their diagnostics."""
+    failed = [r for r in results.values() if r.status == "failed"]
+    if not failed:
+        return
+    try:
+        from leanclient import LeanLSPClient
+    except ImportError:
+        return
+    try:
+        client = LeanLSPClient(str(root))
+    except Exception as exc:  # noqa: BLE001 - the goals are an extra; the build result stands
+        for r in failed:
+            r.detail += f" (goal unavailable: lake serve: {exc})"
+        return
+    try:
+        for r in failed:
+            th = project.theorems[r.theorem]
+            pos = proof_position((root / th.file).read_text(), th.line)
+            if pos is None:
+                continue
+            goal = client.get_goal(th.file, *pos)
+            if goal and goal.get("goals"):
+                r.diagnostics.append({"file": th.file, "line": pos[0] + 1, "col": pos[1],
+                                      "severity": "goal", "message": "\n".join(goal["goals"])})
+    finally:
+        client.close()
 
 
 def check_theorem(project: Project, theorem_name: str) -> LeanResult:
