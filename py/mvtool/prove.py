@@ -136,7 +136,11 @@ def _run_pool(fn: Any, work: list[Any], cost: list[float], jobs: int) -> list[An
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx) as pool:
         futures = {i: pool.submit(fn, work[i]) for i in order}
-        return [futures[i].result() for i in range(len(work))]
+        try:
+            return [futures[i].result() for i in range(len(work))]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # e.g. a broken mutant: stop now
+            raise
 
 
 def _check_many(project: Any, theorems: dict[str, Any], names: list[str], timeout_ms: int,
