@@ -34,6 +34,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -608,14 +609,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.json:
                 print("\n".join(_text(r)))
                 print()
-    ok = all(r.as_expected for r in runs)
-    if args.table:
-        written = write_tables(runs)
-        if not args.json:
-            print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
-    if args.json:
-        print(json.dumps({"ok": ok, "runs": [r.as_dict() for r in runs]}, indent=2))
-    else:
+    ok = _report(runs, args, write_tables)
+    if not args.json:
         summary: dict[str, dict[str, int]] = {}
         for r in runs:
             summary.setdefault(r.model, {}).setdefault(r.outcome, 0)
@@ -625,6 +620,20 @@ def run(args: argparse.Namespace) -> int:
         print("result: " + ("as expected" if ok else "NOT as expected: " + ", ".join(
             f"{r.attack}[{r.model}]={r.outcome}" for r in runs if not r.as_expected)))
     return 0 if ok else 1
+
+
+def _report(runs: list[Any], args: argparse.Namespace,
+            write: Callable[[list[Any]], list[Path]]) -> bool:
+    """Write the paper tables if asked, print the JSON report if asked; whether every run went
+    as expected."""
+    ok = all(r.as_expected for r in runs)
+    if args.table:
+        written = write(runs)
+        if not args.json:
+            print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
+    if args.json:
+        print(json.dumps({"ok": ok, "runs": [r.as_dict() for r in runs]}, indent=2))
+    return ok
 
 
 # ---- the Linux guest ------------------------------------------------------------------------------
@@ -1082,14 +1091,8 @@ def run_linux_command(args: argparse.Namespace) -> int:
         if not args.json:
             print("\n".join(_linux_text(r)))
             print()
-    ok = all(r.as_expected for r in runs)
-    if args.table:
-        written = write_linux_tables(runs)
-        if not args.json:
-            print("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
-    if args.json:
-        print(json.dumps({"ok": ok, "runs": [r.as_dict() for r in runs]}, indent=2))
-    else:
+    ok = _report(runs, args, write_linux_tables)
+    if not args.json:
         prevented = [r for r in runs if r.outcome == "prevented"]
         if prevented:
             print("the guest kernel prevented the attack: " + prevented[0].prevented)
