@@ -32,7 +32,7 @@ def model():
 
 
 def pattern(n: int) -> bytes:
-    """blk_pattern() of guests/freestanding/blktest.c."""
+    """blk_pattern() of py/mvtool/guests/freestanding/blktest.c."""
     return bytes((i * 31 + 7 + (i >> 8)) & 0xFF for i in range(n))
 
 

@@ -1,4 +1,4 @@
-"""guests/freestanding/platform.h and py/mvtool/vmm/platform.py describe the same platform."""
+"""py/mvtool/guests/freestanding/platform.h and py/mvtool/vmm/platform.py describe the same platform."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``mvtool attack``: the CVE-2026-5747 attack guests on real KVM, verified model vs its twin.
 
-Each attack is a freestanding guest (``guests/freestanding/attacks/<name>.c``) that sets up a
+Each attack is a freestanding guest (``py/mvtool/guests/freestanding/attacks/<name>.c``) that sets up a
 virtio-blk device like a correct driver, then behaves like the hostile root guest of
 CVE-2026-5747 (rewrites queue registers after DRIVER_OK, selects non-existent queues, plants
 hostile descriptors, resets mid-flight) and keeps submitting ordinary requests so the device uses
@@ -19,7 +19,7 @@ on the twin's model, and its counterexample is shown beside the live run: proof 
 demonstration point at the same rule.
 
 ``mvtool attack linux`` is the same attack from a root process of the default Linux guest while
-its virtio-blk driver is live: ``guests/linux/attack/queue-rewrite.sh`` rewrites the queue
+its virtio-blk driver is live: ``py/mvtool/guests/linux/attack/queue-rewrite.sh`` rewrites the queue
 registers with ``busybox devmem`` and keeps reading ``/dev/vda``. The guest is booted the way
 ``mvtool boot`` boots it (inside the nested host here), once per model.
 """
@@ -42,9 +42,9 @@ from types import ModuleType
 from typing import Any
 
 from mvtool.errors import MvtoolError
-from mvtool.paths import CACHE_DIR, ROOT
+from mvtool.paths import CACHE_DIR, GUESTS_DIR, ROOT
 
-ATTACK_DIR = ROOT / "guests" / "freestanding" / "attacks"
+ATTACK_DIR = GUESTS_DIR / "freestanding" / "attacks"
 TABLE_DIR = ROOT / "paper" / "tables"
 TWIN_MUTANT = "vulnerable_twin"
 MODELS = ("verified", "vulnerable")
@@ -638,7 +638,7 @@ def _report(runs: list[Any], args: argparse.Namespace,
 
 # ---- the Linux guest ------------------------------------------------------------------------------
 
-LINUX_ATTACK_DIR = ROOT / "guests" / "linux" / "attack"
+LINUX_ATTACK_DIR = GUESTS_DIR / "linux" / "attack"
 LINUX_ATTACK = "queue-rewrite"
 #: Parameters the attack boot adds to the default guest's command line: the script to run, and
 #: `iomem=relaxed` because Debian's kernel has CONFIG_STRICT_DEVMEM=y + CONFIG_IO_STRICT_DEVMEM=y
@@ -648,7 +648,7 @@ LINUX_CMDLINE_EXTRA = ("iomem=relaxed",)
 
 def build_attack_initramfs(out: Path | None = None) -> Path:
     """``_cache/guest/initramfs-attack.cpio``: the default guest's initramfs followed by a second
-    archive holding ``guests/linux/attack/*.sh`` under ``protocol.ATTACK_DIR`` (the kernel
+    archive holding ``py/mvtool/guests/linux/attack/*.sh`` under ``protocol.ATTACK_DIR`` (the kernel
     unpacks concatenated archives in order). Rewritten only when its bytes change."""
     from mvtool.guests import default_guest
     from mvtool.guests.cpio import Archive

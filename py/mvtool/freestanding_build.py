@@ -1,4 +1,4 @@
-"""Build the freestanding test and attack guests (guests/freestanding/) into flat binaries.
+"""Build the freestanding test and attack guests (py/mvtool/guests/freestanding/) into flat binaries.
 
 Each guest is one C file ``<name>.c`` linked with the runtime library (start code, serial and
 exit, the virtio-mmio driver) into a 64-bit flat binary loaded and entered at
@@ -19,9 +19,9 @@ from functools import cache
 from pathlib import Path
 
 from mvtool.errors import MvtoolError
-from mvtool.paths import CACHE_DIR, ROOT
+from mvtool.paths import CACHE_DIR, GUESTS_DIR
 
-SOURCE_DIR = ROOT / "guests" / "freestanding"
+SOURCE_DIR = GUESTS_DIR / "freestanding"
 #: Sources linked into every guest.
 LIBRARY = ("start.S", "runtime.c", "virtio.c")
 LINKER_SCRIPT = "link.ld.S"
@@ -110,7 +110,7 @@ def _build(name: str, source_dir: Path, cc: str, out_dir: Path) -> Path:
 
 def build_freestanding(name: str, *, source_dir: Path = SOURCE_DIR,
                        cache_dir: Path | None = None) -> Path:
-    """Path of the flat binary of guest ``name`` (``guests/freestanding/<name>.c``), built if
+    """Path of the flat binary of guest ``name`` (``py/mvtool/guests/freestanding/<name>.c``), built if
     it is not cached for the current sources. The ELF with symbols lies next to it."""
     if name not in guest_names(source_dir):
         known = ", ".join(guest_names(source_dir)) or "none"

@@ -3,7 +3,7 @@
 Our machines expose KVM-PVM, which cannot run an unmodified Linux guest (FACTS.md). One level
 down it works: QEMU in software emulation with an emulated AMD CPU that has SVM gives its guest
 ("L1") a ``/dev/kvm`` with nested paging. L1 boots Debian's kernel with an initramfs we build
-(``guests/linux/host-init.sh``), loads KVM and 9p, mounts the host's root read-only over 9p and
+(``py/mvtool/guests/linux/host-init.sh``), loads KVM and 9p, mounts the host's root read-only over 9p and
 ``chroot``s into it, so the host's Python, venv and repository are all there. Directories the
 command must write (disk images, results) are shared read-write at the same path on extra 9p
 devices. The command's output comes back over L1's serial console; its exit status is carried
@@ -88,7 +88,7 @@ def _normalise_writable(dirs: Sequence[str | Path]) -> list[Path]:
     return sorted(out, key=lambda p: len(p.parts))
 
 
-#: Directories of the host root that L1's init covers with a tmpfs (guests/linux/host-init.sh).
+#: Directories of the host root that L1's init covers with a tmpfs (py/mvtool/guests/linux/host-init.sh).
 L1_TMPFS_DIRS = (Path("/tmp"), Path("/run"), Path("/dev/shm"))
 
 

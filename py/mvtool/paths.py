@@ -20,3 +20,5 @@ SPEC_DIR = ROOT / "spec"
 SHIM_DIR = ROOT / "shim"
 TESTS_DIR = ROOT / "tests"
 CACHE_DIR = Path(os.environ.get("MVTOOL_CACHE", ROOT / "_cache"))
+#: Sources of the guests: freestanding test and attack guests (C), the Linux guest's scripts.
+GUESTS_DIR = Path(__file__).resolve().parent / "guests"

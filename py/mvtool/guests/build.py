@@ -23,10 +23,10 @@ from mvtool.errors import MvtoolError
 from mvtool.guests import protocol
 from mvtool.guests.cpio import Archive
 from mvtool.guests.kernel import DebianKernel, ModuleIndex, fetch_kernel
-from mvtool.paths import CACHE_DIR, ROOT
+from mvtool.paths import CACHE_DIR, GUESTS_DIR
 
 GUEST_DIR = CACHE_DIR / "guest"
-SCRIPTS_DIR = ROOT / "guests" / "linux"
+SCRIPTS_DIR = GUESTS_DIR / "linux"
 MANIFEST = GUEST_DIR / "guest.json"
 
 #: Guest modules, in load order (FACTS: Debian builds all of virtio as modules).

@@ -1,7 +1,7 @@
 """The guest-visible platform: memory map, I/O ports and interrupt lines.
 
 One place for every address a guest can see, so the boot loader, the ACPI tables, the device
-models and the freestanding guests (``guests/freestanding/platform.h`` mirrors these numbers)
+models and the freestanding guests (``py/mvtool/guests/freestanding/platform.h`` mirrors these numbers)
 agree. Guest RAM is one slot at guest-physical 0; everything else sits above ``RAM_LIMIT``.
 """
 
