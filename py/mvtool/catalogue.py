@@ -223,7 +223,12 @@ class MutantSet(BaseModel):
 
 # ---- YAML loading with line numbers ------------------------------------------------------------
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+#: libyaml's parser where PyYAML was built with it (several times faster than the pure-Python
+#: one: the catalogue is read in every process of `mvtool prove`).
+_SafeLoaderBase: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoaderBase):  # type: ignore[misc, valid-type]
     """A safe loader that rejects duplicate mapping keys (PyYAML keeps the last silently)."""
 
 
