@@ -102,7 +102,7 @@ def test_host_root_is_read_only_inside(built, tmp_path: Path) -> None:
 
 
 def test_qemu_as_l2_boots_the_guest_with_kvm(built, tmp_path: Path) -> None:
-    """The FACTS.md recipe: QEMU microvm with KVM inside L1 boots the default guest."""
+    """The measured recipe: QEMU microvm with KVM inside L1 boots the default guest."""
     from mvtool.bench_boot import qemu_argv
     from mvtool.nested import run_nested
 

@@ -23,7 +23,8 @@ arithmetic. After any register write from a well-formed state, every ready queue
 size.
 
 Source: VirtIO 1.2 §2.7, §4.2.2.3; Firecracker PR #5818 (queue init rejects size 0, size > max, non-
-powers of two); u32 to u16 QueueNum truncation leading to `% 0` (FACTS.md) -/
+powers of two); u32 to u16 QueueNum truncation leading to `% 0` (the same bug class in another
+VMM) -/
 theorem ready_queue_num_valid (s : State) (off : BitVec 32) (v : BitVec 32) (i : BitVec 32) :
     wellFormed s → (queueAt (mmioWrite s off v) i).ready →
       (queueAt (mmioWrite s off v) i).num ≠ 0

@@ -65,7 +65,7 @@ class Obligation(BaseModel):
     title: Text = Field(description="one-line summary")
     group: Annotated[str, StringConstraints(pattern=_GROUP_RE)] = Field(
         description="topic; the obligation is rendered into MicroVMM/Obligations/<group>.lean")
-    kind: Kind = Field(description="invariant | transition | refinement | frame (DESIGN §5)")
+    kind: Kind = Field(description="invariant | transition | refinement | frame")
     source: list[Text] = Field(min_length=1, description="VirtIO sections, CVEs, upstream fixes")
     rationale: Text = Field(description="why the obligation matters")
     binders: dict[str, Text] = Field(

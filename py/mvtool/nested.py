@@ -1,10 +1,11 @@
 """The nested host: run a command inside a software-emulated x86 machine that has real KVM.
 
-Our machines expose KVM-PVM, which cannot run an unmodified Linux guest (FACTS.md). One level
-down it works: QEMU in software emulation with an emulated AMD CPU that has SVM gives its guest
-("L1") a ``/dev/kvm`` with nested paging. L1 boots Debian's kernel with an initramfs we build
-(``py/mvtool/guests/linux/host-init.sh``), loads KVM and 9p, mounts the host's root read-only over 9p and
-``chroot``s into it, so the host's Python, venv and repository are all there. Directories the
+Our machines expose KVM-PVM, which cannot run an unmodified Linux guest (the kernel stalls in
+its decompressor or dies on emulation failures). One level down it works: QEMU in software
+emulation with an emulated AMD CPU that has SVM gives its guest ("L1") a ``/dev/kvm`` with
+nested paging. L1 boots Debian's kernel with an initramfs we build
+(``py/mvtool/guests/linux/host-init.sh``), loads KVM and 9p, mounts the host's root read-only
+over 9p and ``chroot``s into it, so the host's Python, venv and repository are all there. Directories the
 command must write (disk images, results) are shared read-write at the same path on extra 9p
 devices. The command's output comes back over L1's serial console; its exit status is carried
 out by a sentinel line (``protocol.NESTED_EXIT``).
@@ -121,7 +122,7 @@ def _job_script(command: Sequence[str], cwd: Path) -> str:
 
 
 def l1_command(job_dir: Path, shares: Sequence[Path], *, memory_mib: int = L1_MEMORY_MIB) -> list[str]:
-    """The QEMU command line of the nested host (FACTS.md recipe)."""
+    """The QEMU command line of the nested host (measured recipe: microvm, software emulation, an EPYC CPU with SVM, the host root over 9p)."""
     image = nested_host_image()
     cmd = [
         qemu_binary(),

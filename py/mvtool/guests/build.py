@@ -29,14 +29,14 @@ GUEST_DIR = CACHE_DIR / "guest"
 SCRIPTS_DIR = GUESTS_DIR / "linux"
 MANIFEST = GUEST_DIR / "guest.json"
 
-#: Guest modules, in load order (FACTS: Debian builds all of virtio as modules).
+#: Guest modules, in load order (Debian builds all of virtio as modules).
 GUEST_MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio-rng")
 #: Nested-host modules: virtio-mmio for the 9p transport, KVM for AMD (the emulated CPU has SVM).
 HOST_MODULES = ("virtio_ring", "virtio", "virtio_mmio", "irqbypass", "ccp", "kvm", "kvm-amd",
                 "netfs", "fscache", "9pnet", "9pnet_virtio", "9p")
 
 #: Kernel command line of the default guest. ``lpj``/``tsc_early_khz`` skip calibration, which
-#: hangs under software emulation (FACTS.md); ``panic=-1`` turns a panic into a reset; the
+#: hangs under software emulation; ``panic=-1`` turns a panic into a reset; the
 #: platform has no PCI (devices are described in ACPI), so ``pci=off`` skips the bus probe.
 GUEST_CMDLINE = "console=ttyS0 quiet panic=-1 pci=off lpj=8400052 tsc_early_khz=2100000"
 #: Kernel command line of the nested host (L1), which always runs under software emulation.
