@@ -12,5 +12,5 @@ import MicroVMM.Obligations.Status
 # The proof obligations
 
 Index of the modules generated from the invariant catalogue (`spec/invariants.yaml`):
-38 obligations in 8 groups.
+39 obligations in 8 groups.
 -/

@@ -8,8 +8,8 @@ Everything the device reads from guest memory — the available index, ring entr
 fields — is a parameter: guest memory is adversarial input, so every obligation about these
 functions holds for *all* values the guest can place there.
 
-The device's processing loop (in the VMM) is: read the available index at `availIdxAddr`; for
-each new entry read the head at `availEntryAddr q i` (the index is reduced mod the queue size);
+The device's processing loop (in the VMM) is: read the available index at `availIdxAddr`; refuse
+it unless `availPendingOk`; for each new entry read the head at `availEntryAddr q i` (the index is reduced mod the queue size);
 reject the head unless `descIndexValid`; read the descriptor at `descEntryAddr`; touch its buffer
 only if `bufferInRam`; follow `next` only if `descHasNext` and `descIndexValid`, at most
 `queue size` descriptors (`chainLengthOk`); write the used element at `usedEntryAddr` and the
@@ -33,6 +33,17 @@ wraps at 2¹⁶, the slot is taken modulo the queue size). -/
 /-- Address of the available ring's `idx` field. -/
 @[mvvm] def availIdxAddr (q : Queue) : BitVec 64 :=
   q.driver + 2
+
+/-- Entries the driver has published that the device has not consumed: the available index
+wraps at 2¹⁶, so the difference is taken modulo 2¹⁶ (VirtIO 1.2 §2.7.6). -/
+@[mvvm] def availPending (availIdx : BitVec 16) (lastAvail : BitVec 16) : BitVec 16 :=
+  availIdx - lastAvail
+
+/-- A driver never has more entries outstanding than the queue size; an available index further
+ahead is corrupt or hostile, and the device treats it as an error instead of serving stale
+slots. This bounds the work of one notification by the queue size. -/
+@[mvvm] def availPendingOk (q : Queue) (availIdx : BitVec 16) (lastAvail : BitVec 16) : Bool :=
+  ((availPending availIdx lastAvail).zeroExtend 32).ule q.num
 
 /-- Address of the available-ring entry for running index `idx`. -/
 @[mvvm] def availEntryAddr (q : Queue) (idx : BitVec 16) : BitVec 64 :=

@@ -6,7 +6,7 @@ import MicroVMM.Spec.Lifecycle
 /-!
 # Obligations: RingSafety
 
-Group `RingSafety` of the invariant catalogue (`spec/invariants.yaml`): 7 obligations.
+Group `RingSafety` of the invariant catalogue (`spec/invariants.yaml`): 8 obligations.
 Each is proved by the project tactic `mvvm_decide`; `mvtool prove` checks the same statements with
 the SMT backend, and `mvtool prove --mutants` checks that each is refuted by a seeded bug of the
 model (`tests/mutants/mutants.yaml`).
@@ -110,6 +110,21 @@ Source: VirtIO 1.2 §2.7.5.2 (a chain is at most the queue size long) -/
 theorem chain_length_bounded (s : State) (i : BitVec 32) (count : BitVec 32) :
     wellFormed s → notifyAccepted s i → chainLengthOk (queueAt s i) count →
       count < (queueAt s i).num ∧ count < queueNumMax := by
+  mvvm_decide
+
+/-- **One notification makes the device serve at most a queue's worth of entries** (`invariant`)
+
+The available index comes from guest memory. The device serves the entries between its own
+running index and the guest's only when `availPendingOk` accepts the distance, which bounds it
+by the queue size and so by QueueNumMax: a hostile index cannot make one notification run
+unboundedly or re-serve stale slots.
+
+Source: VirtIO 1.2 §2.7.6 (the available index wraps at 2^16; at most Queue Size entries are
+outstanding) -/
+theorem avail_pending_bounded (s : State) (i : BitVec 32) (availIdx : BitVec 16) (lastAvail : BitVec 16) :
+    wellFormed s → notifyAccepted s i → availPendingOk (queueAt s i) availIdx lastAvail →
+      (availPending availIdx lastAvail).zeroExtend 32 ≤ (queueAt s i).num
+      ∧ (availPending availIdx lastAvail).zeroExtend 32 ≤ queueNumMax := by
   mvvm_decide
 
 end MicroVMM.Obligations

@@ -840,45 +840,62 @@ def availIdxAddr(q: Queue) -> int:
     return (q.driver + 2) & 0xffffffffffffffff
 
 
+def availPending(availIdx: int, lastAvail: int) -> int:
+    """Entries the driver has published that the device has not consumed: the available index
+    wraps at 2¹⁶, so the difference is taken modulo 2¹⁶ (VirtIO 1.2 §2.7.6).
+
+    Lean: MicroVMM/Model/Ring.lean:39 (MicroVMM.Model.availPending)"""
+    return (availIdx - lastAvail) & 0xffff
+
+
+def availPendingOk(q: Queue, availIdx: int, lastAvail: int) -> bool:
+    """A driver never has more entries outstanding than the queue size; an available index further
+    ahead is corrupt or hostile, and the device treats it as an error instead of serving stale
+    slots. This bounds the work of one notification by the queue size.
+
+    Lean: MicroVMM/Model/Ring.lean:45 (MicroVMM.Model.availPendingOk)"""
+    return availPending(availIdx, lastAvail) <= q.num
+
+
 def availEntryAddr(q: Queue, idx: int) -> int:
     """Address of the available-ring entry for running index `idx`.
 
-    Lean: MicroVMM/Model/Ring.lean:38 (MicroVMM.Model.availEntryAddr)"""
+    Lean: MicroVMM/Model/Ring.lean:49 (MicroVMM.Model.availEntryAddr)"""
     return (((q.driver + 4) & 0xffffffffffffffff) + ((2 * ringSlot(q, idx)) & 0xffffffffffffffff)) & 0xffffffffffffffff
 
 
 def descIndexValid(q: Queue, i: int) -> bool:
     """A descriptor index read from guest memory refers to an existing descriptor.
 
-    Lean: MicroVMM/Model/Ring.lean:42 (MicroVMM.Model.descIndexValid)"""
+    Lean: MicroVMM/Model/Ring.lean:53 (MicroVMM.Model.descIndexValid)"""
     return i < q.num
 
 
 def descEntryAddr(q: Queue, i: int) -> int:
     """Address of descriptor `i` (16 bytes: addr u64, len u32, flags u16, next u16).
 
-    Lean: MicroVMM/Model/Ring.lean:46 (MicroVMM.Model.descEntryAddr)"""
+    Lean: MicroVMM/Model/Ring.lean:57 (MicroVMM.Model.descEntryAddr)"""
     return (q.desc + ((0x10 * i) & 0xffffffffffffffff)) & 0xffffffffffffffff
 
 
 def descHasNext(flags: int) -> bool:
     """The chain continues after a descriptor with these flags.
 
-    Lean: MicroVMM/Model/Ring.lean:50 (MicroVMM.Model.descHasNext)"""
+    Lean: MicroVMM/Model/Ring.lean:61 (MicroVMM.Model.descHasNext)"""
     return (flags & descFlagNext) != 0
 
 
 def descIsWriteOnly(flags: int) -> bool:
     """The descriptor's buffer is written by the device.
 
-    Lean: MicroVMM/Model/Ring.lean:54 (MicroVMM.Model.descIsWriteOnly)"""
+    Lean: MicroVMM/Model/Ring.lean:65 (MicroVMM.Model.descIsWriteOnly)"""
     return (flags & descFlagWrite) != 0
 
 
 def descIsIndirect(flags: int) -> bool:
     """An indirect descriptor: refused, since the feature was not offered.
 
-    Lean: MicroVMM/Model/Ring.lean:58 (MicroVMM.Model.descIsIndirect)"""
+    Lean: MicroVMM/Model/Ring.lean:69 (MicroVMM.Model.descIsIndirect)"""
     return (flags & descFlagIndirect) != 0
 
 
@@ -886,28 +903,28 @@ def chainLengthOk(q: Queue, count: int) -> bool:
     """A chain may contain one more descriptor after `count` of them: no chain is longer than the
     queue size (VirtIO 1.2 §2.7.5.2), which also bounds a cyclic chain a hostile guest builds.
 
-    Lean: MicroVMM/Model/Ring.lean:63 (MicroVMM.Model.chainLengthOk)"""
+    Lean: MicroVMM/Model/Ring.lean:74 (MicroVMM.Model.chainLengthOk)"""
     return count < q.num
 
 
 def bufferInRam(s: State, addr: int, len: int) -> bool:
     """The device may read or write the buffer `[addr, addr + len)`: it lies inside guest RAM.
 
-    Lean: MicroVMM/Model/Ring.lean:67 (MicroVMM.Model.bufferInRam)"""
+    Lean: MicroVMM/Model/Ring.lean:78 (MicroVMM.Model.bufferInRam)"""
     return rangeInRam(s, addr, len)
 
 
 def usedIdxAddr(q: Queue) -> int:
     """Address of the used ring's `idx` field.
 
-    Lean: MicroVMM/Model/Ring.lean:71 (MicroVMM.Model.usedIdxAddr)"""
+    Lean: MicroVMM/Model/Ring.lean:82 (MicroVMM.Model.usedIdxAddr)"""
     return (q.device + 2) & 0xffffffffffffffff
 
 
 def usedEntryAddr(q: Queue, idx: int) -> int:
     """Address of the used-ring element (id u32, len u32) for running index `idx`.
 
-    Lean: MicroVMM/Model/Ring.lean:75 (MicroVMM.Model.usedEntryAddr)"""
+    Lean: MicroVMM/Model/Ring.lean:86 (MicroVMM.Model.usedEntryAddr)"""
     return (((q.device + 4) & 0xffffffffffffffff) + ((8 * ringSlot(q, idx)) & 0xffffffffffffffff)) & 0xffffffffffffffff
 
 
@@ -1086,6 +1103,8 @@ LEAN_NAMES: dict[str, str] = {
     'activeLayoutValid': 'MicroVMM.Model.activeLayoutValid',
     'availEntryAddr': 'MicroVMM.Model.availEntryAddr',
     'availIdxAddr': 'MicroVMM.Model.availIdxAddr',
+    'availPending': 'MicroVMM.Model.availPending',
+    'availPendingOk': 'MicroVMM.Model.availPendingOk',
     'availRingLen': 'MicroVMM.Model.availRingLen',
     'blkByteOffset': 'MicroVMM.Model.blkByteOffset',
     'blkFeatureFlush': 'MicroVMM.Model.blkFeatureFlush',

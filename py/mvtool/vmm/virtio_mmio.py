@@ -435,10 +435,11 @@ class VirtioMmioDevice:
             num = int(q.num)
             avail_idx = int.from_bytes(
                 self._ring_read(AccessKind.AVAIL_READ, int(m.availIdxAddr(q)), 2, qi), "little")
-            pending = (avail_idx - self.last_avail[qi]) & 0xFFFF
+            last = self.last_avail[qi]
+            pending = int(m.availPending(avail_idx, last))
             if pending == 0:
                 break
-            if pending > num:
+            if not m.availPendingOk(q, avail_idx, last):
                 raise DeviceFault(f"queue {qi}: available index {avail_idx} is {pending} entries "
                                   f"ahead of the device, more than the queue size {num}")
             # All entries published so far are served in this exit; one interrupt covers them.
