@@ -19,6 +19,7 @@ API::
 from __future__ import annotations
 
 import argparse
+import json
 import keyword
 import sys
 import types
@@ -515,6 +516,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit non-zero if the committed files differ from a fresh extraction")
     parser.add_argument("--mutant", metavar="NAME",
                         help="extract the named mutant of the model to _extracted/NAME.py")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -532,8 +534,13 @@ def run(args: argparse.Namespace) -> int:
             raise MvtoolError("extracted code is out of date: " + ", ".join(
                 str(p.relative_to(EXTRACTED_DIR.parents[2])) for p in stale)
                 + " (run `python -m mvtool extract`)")
-        print("extracted code is up to date")
+        print(json.dumps({"up_to_date": True}) if args.json else "extracted code is up to date")
         return 0
-    for p in write_extracted(project, module):
-        print(f"wrote {p.relative_to(EXTRACTED_DIR.parents[2])}")
+    written = [str(p.relative_to(EXTRACTED_DIR.parents[2]))
+               for p in write_extracted(project, module)]
+    if args.json:
+        print(json.dumps({"module": module, "written": written}))
+    else:
+        for rel in written:
+            print(f"wrote {rel}")
     return 0

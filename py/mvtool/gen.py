@@ -252,6 +252,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``mvtool gen``."""
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit non-zero if the generated files are out of date")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -259,16 +260,27 @@ def run(args: argparse.Namespace) -> int:
     from mvtool.paths import ROOT
 
     generated = render(ROOT)
+    n_obligations = len(generated.catalogue.obligations)
     if args.check:
         diff = differences(ROOT, generated)
         if diff:
             raise MvtoolError(f"generated files are out of date: {', '.join(diff)} "
                               "(run `mvtool gen`)", exit_code=1)
-        print(f"generated files are up to date ({len(generated.files)} files, "
-              f"{len(generated.catalogue.obligations)} obligations)")
+        if args.json:
+            print(json.dumps({"up_to_date": True, "files": len(generated.files),
+                              "obligations": n_obligations}))
+        else:
+            print(f"generated files are up to date ({len(generated.files)} files, "
+                  f"{n_obligations} obligations)")
         return 0
     written, removed = write(ROOT, generated)
-    print(f"{len(generated.catalogue.obligations)} obligations in "
-          f"{len(generated.obligation_files())} modules: {len(written)} file(s) written, "
-          f"{len(removed)} removed, {len(generated.files) - len(written)} unchanged")
+    if args.json:
+        print(json.dumps({"obligations": n_obligations,
+                          "written": sorted(str(p) for p in written),
+                          "removed": sorted(str(p) for p in removed),
+                          "unchanged": len(generated.files) - len(written)}))
+    else:
+        print(f"{n_obligations} obligations in "
+              f"{len(generated.obligation_files())} modules: {len(written)} file(s) written, "
+              f"{len(removed)} removed, {len(generated.files) - len(written)} unchanged")
     return 0
