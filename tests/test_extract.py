@@ -72,13 +72,13 @@ def test_mutant_extracts_to_its_own_module() -> None:
 
 def test_check_detects_stale_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(extract, "EXTRACTED_DIR", tmp_path / "py" / "mvtool" / "_extracted")
-    args = argparse.Namespace(check=False, mutant=None)
+    args = argparse.Namespace(check=False, mutant=None, json=False)
     assert extract.run(args) == 0
-    assert extract.run(argparse.Namespace(check=True, mutant=None)) == 0
+    assert extract.run(argparse.Namespace(check=True, mutant=None, json=False)) == 0
     model = extract.EXTRACTED_DIR / "model.py"
     model.write_text(model.read_text() + "# edited\n")
     with pytest.raises(MvtoolError, match="out of date"):
-        extract.run(argparse.Namespace(check=True, mutant=None))
+        extract.run(argparse.Namespace(check=True, mutant=None, json=False))
 
 
 def test_cli_check_on_repository() -> None:
