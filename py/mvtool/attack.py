@@ -503,6 +503,21 @@ def _text(run: AttackRun) -> list[str]:
     return out
 
 
+def _write_runs_json(path: Path, runs: list[Any], timing_keys: tuple[str, ...]) -> Path:
+    """The runs of a table as JSON, without timings: they vary from run to run, and the tables
+    keep only what the runs showed."""
+    rows = []
+    for r in runs:
+        d = r.as_dict()
+        for k in timing_keys:
+            d.pop(k, None)
+        if d.get("smt"):
+            d["smt"].pop("seconds", None)
+        rows.append(d)
+    path.write_text(json.dumps({"runs": rows}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def write_tables(runs: list[AttackRun], directory: Path = TABLE_DIR) -> list[Path]:
     """paper/tables/attacks.md and attacks.json from a measured run."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -534,17 +549,7 @@ def write_tables(runs: list[AttackRun], directory: Path = TABLE_DIR) -> list[Pat
         lines.append(f"| `{a.name}` | {a.summary} | " + " | ".join(cells) + " |")
     md = directory / "attacks.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    js = directory / "attacks.json"
-    # timings vary from run to run; the tables keep only what the runs showed
-    rows = []
-    for r in runs:
-        d = r.as_dict()
-        d.pop("seconds", None)
-        if d.get("smt"):
-            d["smt"].pop("seconds", None)
-        rows.append(d)
-    js.write_text(json.dumps({"runs": rows}, indent=2) + "\n", encoding="utf-8")
-    return [md, js]
+    return [md, _write_runs_json(directory / "attacks.json", runs, ("seconds",))]
 
 
 # ---- CLI ------------------------------------------------------------------------------------------
@@ -1052,17 +1057,8 @@ def write_linux_tables(runs: list[LinuxRun], directory: Path = TABLE_DIR) -> lis
               "host: " + ", ".join(sorted({r.host for r in runs})) + "."]
     md = directory / "attacks-linux.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    js = directory / "attacks-linux.json"
-    rows = []
-    for r in runs:
-        d = r.as_dict()
-        for k in ("boot_to_marker_seconds", "run_seconds"):
-            d.pop(k, None)
-        if d.get("smt"):
-            d["smt"].pop("seconds", None)
-        rows.append(d)
-    js.write_text(json.dumps({"runs": rows}, indent=2) + "\n", encoding="utf-8")
-    return [md, js]
+    return [md, _write_runs_json(directory / "attacks-linux.json", runs,
+                                 ("boot_to_marker_seconds", "run_seconds"))]
 
 
 def run_linux_command(args: argparse.Namespace) -> int:

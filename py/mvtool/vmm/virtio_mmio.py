@@ -178,22 +178,24 @@ class _Buffers:
         return done
 
     def read_file_into_chain(self, fd: int, segs: list[int], file_offset: int) -> int:
-        dev = self._dev
-        dev.monitor.check_ranges(AccessKind.BUFFER_WRITE, segs, self._queue)
-        bulk = getattr(dev.memory, "preadv_from", None)
-        if bulk is not None:
-            done: int = dev._guarded(bulk, fd, segs, file_offset, file_io=True)
-            return done
-        return self._one_by_one(dev.memory.pread_from, fd, segs, file_offset)
+        return self._chain(AccessKind.BUFFER_WRITE, "preadv_from", "pread_from", fd, segs,
+                           file_offset)
 
     def write_file_from_chain(self, fd: int, segs: list[int], file_offset: int) -> int:
+        return self._chain(AccessKind.BUFFER_READ, "pwritev_to", "pwrite_to", fd, segs,
+                           file_offset)
+
+    def _chain(self, kind: AccessKind, bulk_name: str, single_name: str, fd: int,
+               segs: list[int], file_offset: int) -> int:
+        """A file transfer over a whole chain (``segs`` = gpa, len, gpa, len, …): every range
+        is checked by the monitor first, then moved in one scatter/gather call of the shim."""
         dev = self._dev
-        dev.monitor.check_ranges(AccessKind.BUFFER_READ, segs, self._queue)
-        bulk = getattr(dev.memory, "pwritev_to", None)
+        dev.monitor.check_ranges(kind, segs, self._queue)
+        bulk = getattr(dev.memory, bulk_name, None)
         if bulk is not None:
             done: int = dev._guarded(bulk, fd, segs, file_offset, file_io=True)
             return done
-        return self._one_by_one(dev.memory.pwrite_to, fd, segs, file_offset)
+        return self._one_by_one(getattr(dev.memory, single_name), fd, segs, file_offset)
 
     def _one_by_one(self, op: Callable[..., int], fd: int, segs: list[int],
                     file_offset: int) -> int:
