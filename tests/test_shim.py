@@ -259,3 +259,18 @@ def test_fallback_build_matches_sources(tmp_path: Path) -> None:
             sys.modules["mvtool._mvshim"] = previous
         else:
             sys.modules.pop("mvtool._mvshim", None)
+
+
+def test_loader_digests_the_same_sources_as_the_build() -> None:
+    """mvtool.kvm_shim keeps its own copy of the source list (importing build_shim would parse
+    the cdef with pycparser on every start-up); the copy must name what the build compiles, or
+    an installed extension would never be recognised as current."""
+    sys.path.insert(0, str(SHIM_DIR))
+    try:
+        import build_shim
+    finally:
+        sys.path.remove(str(SHIM_DIR))
+    from mvtool import kvm_shim
+
+    assert kvm_shim._SOURCES == build_shim.C_SOURCES + build_shim.HEADERS
+    assert kvm_shim._source_digest() == build_shim.source_digest()

@@ -17,7 +17,9 @@ from types import ModuleType
 from mvtool.errors import MvtoolError
 from mvtool.paths import CACHE_DIR, SHIM_DIR
 
-#: Must list the files of shim/build_shim.py C_SOURCES + HEADERS, in that order.
+#: The files of shim/build_shim.py C_SOURCES + HEADERS, in that order, copied rather than
+#: imported: importing build_shim parses the cdef with pycparser, too slow for every start-up
+#: (tests/test_shim.py checks the two agree).
 _SOURCES = ("mvshim.c", "mvbounds.c", "lean_abi.c", "mvshim.h", "mvbounds.h")
 
 
